@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `npm run demo`: installs nats-server when it is missing (saying so), builds if needed, runs `orgwatch demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${NATS_SERVER_BIN:-}" ] && ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "orgwatch demo needs nats-server; installing it with apt-get (Debian's nats-server package)..." >&2
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends nats-server
+  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends nats-server; fi
+fi
+[ -f dist/cli.js ] || npm run build
+exec node dist/cli.js demo "$@"

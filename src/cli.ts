@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// orgwatch's command line: `orgwatch` / `orgwatch run` (the daemon), `orgwatch demo`, `orgwatch check`.
+import { Command, CommanderError } from "commander";
+import { addSettingOptions, configFromCommand, EXIT_CONFIG } from "./cli-settings.js";
+import { startDaemon } from "./daemon.js";
+import { demoCommand } from "./demo/command.js";
+import { checkCommand } from "./check/command.js";
+import { VERSION } from "./version.js";
+import { createLogger } from "./log.js";
+
+/** Stops `stop` on the first SIGINT/SIGTERM; a second signal, or 5 s, forces the exit. */
+export function onShutdownSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), 4500);
+    force.unref();
+    void stop()
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(force);
+        process.exit(signal === "SIGINT" ? 0 : 0);
+      });
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+}
+
+function runCommand(): Command {
+  const cmd = new Command("run").description("run the daemon (the default command)");
+  addSettingOptions(cmd, "run");
+  cmd.action(async () => {
+    const config = configFromCommand(cmd);
+    const log = createLogger(config["log.level"], config["log.format"]);
+    const daemon = await startDaemon(config, { log });
+    log.info({ url: daemon.url }, "orgwatch started");
+    onShutdownSignal(() => daemon.stop());
+  });
+  return cmd;
+}
+
+const program = new Command("orgwatch")
+  .description("Watches an organization of AI agents on NATS JetStream: metrics, traces, alerts.")
+  .version(VERSION, "-V, --version")
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(`orgwatch: ${str.replace(/^error: /, "")}`) });
+program.addCommand(runCommand(), { isDefault: true });
+program.addCommand(demoCommand());
+program.addCommand(checkCommand());
+for (const cmd of program.commands) {
+  cmd.exitOverride();
+  cmd.configureOutput({ outputError: (str, write) => write(`orgwatch: ${str.replace(/^error: /, "")}`) });
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version exit 0; a wrong flag or value is a configuration error.
+    process.exit(err.exitCode === 0 ? 0 : EXIT_CONFIG);
+  }
+  process.stderr.write(`orgwatch: ${(err as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,246 @@
+// The one table of settings. Command-line flags, ORGWATCH_* environment variables, YAML keys and the
+// README's configuration reference are all generated from it, so they can never drift apart.
+import { parseDuration } from "./duration.js";
+
+export type SettingType = "string" | "duration" | "boolean" | "integer" | "list" | "enum";
+
+export interface Setting {
+  /** The flag without its dashes; also the YAML key (flat, or nested by its dots). */
+  readonly key: string;
+  readonly type: SettingType;
+  readonly description: string;
+  /** Defaults match the reference topology. `undefined` means "not set". */
+  readonly default?: string;
+  readonly choices?: readonly string[];
+  /** Extra environment variables honoured besides ORGWATCH_* (for example NATS_URL). */
+  readonly aliasEnv?: readonly string[];
+  /** Secrets are never logged or shown in /. */
+  readonly secret?: boolean;
+  /** Which commands use it; all of them when absent. */
+  readonly commands?: readonly ("run" | "demo" | "check")[];
+}
+
+export const SETTINGS = [
+  // NATS connection
+  {
+    key: "nats-url",
+    type: "list",
+    description: "NATS server URL(s), comma-separated for a cluster",
+    default: "nats://127.0.0.1:4222",
+    aliasEnv: ["NATS_URL"],
+  },
+  { key: "nats-creds", type: "string", description: "NATS credentials file (JWT + nkey seed)" },
+  { key: "nats-user", type: "string", description: "NATS user name" },
+  { key: "nats-password", type: "string", description: "NATS password", secret: true },
+  { key: "nats-token", type: "string", description: "NATS authentication token", secret: true },
+  { key: "nats-nkey", type: "string", description: "file holding the NATS nkey seed (SU...)" },
+  { key: "nats-tls-ca", type: "string", description: "CA certificate file for TLS to NATS" },
+  { key: "nats-tls-cert", type: "string", description: "client certificate file for TLS to NATS" },
+  { key: "nats-tls-key", type: "string", description: "client key file for TLS to NATS" },
+
+  // The organization
+  {
+    key: "subject-prefix",
+    type: "string",
+    description: "subject prefix of the organization",
+    default: "genbrain",
+  },
+  {
+    key: "roles",
+    type: "list",
+    description: "roles expected in the organization, comma-separated (others are discovered)",
+    default: "",
+  },
+  {
+    key: "broadcast.role-pattern",
+    type: "string",
+    description: "regular expression whose first group takes the role from a broadcast consumer's name",
+    default: "^([^-_.]+)",
+  },
+
+  // Polling
+  { key: "poll-interval", type: "duration", description: "how often JetStream is polled", default: "15s" },
+  {
+    key: "poll-concurrency",
+    type: "integer",
+    description: "JetStream API requests in flight at once during a poll",
+    default: "32",
+  },
+  {
+    key: "consumer.status-window",
+    type: "integer",
+    description:
+      "polls in the window over which a consumer's status (ok|lagging|stalled|stopped) is evaluated",
+    default: "10",
+  },
+
+  // Agents and events
+  {
+    key: "agent.stale-after",
+    type: "duration",
+    description: "an agent with no status for this long is down",
+    default: "2m",
+  },
+  {
+    key: "labels.max-values",
+    type: "integer",
+    description:
+      "distinct values kept per label taken from message contents (event types, roles); the rest count as overflow",
+    default: "50",
+  },
+
+  // Dead letters and advisories
+  {
+    key: "deadletter.route",
+    type: "boolean",
+    description: "copy messages that exhausted max-deliver to the dead-letter subject",
+    default: "true",
+  },
+  {
+    key: "deadletter.subject",
+    type: "string",
+    description: "dead-letter subject (default {prefix}.org.deadletter)",
+  },
+  {
+    key: "advisories.stream",
+    type: "string",
+    description: "orgwatch's own stream capturing JetStream advisories",
+    default: "ORGWATCH_ADVISORIES",
+  },
+  {
+    key: "advisories.max-age",
+    type: "duration",
+    description: "how long captured advisories are kept",
+    default: "72h",
+  },
+  {
+    key: "advisories.storage",
+    type: "enum",
+    choices: ["file", "memory"],
+    description: "storage of the advisory stream",
+    default: "file",
+  },
+
+  // Tasks and chains
+  {
+    key: "chains.infer-window",
+    type: "duration",
+    description:
+      "a task published to a completed parent's on_complete.publish_to within this window is its inferred child",
+    default: "5m",
+  },
+  {
+    key: "chains.task-timeout",
+    type: "duration",
+    description: "a task still open after this long is exported as timed out",
+    default: "24h",
+  },
+
+  // HTTP
+  { key: "web.listen-address", type: "string", description: "address of the HTTP server", default: ":7786" },
+  {
+    key: "web.telemetry-path",
+    type: "string",
+    description: "path of the metrics endpoint",
+    default: "/metrics",
+  },
+  {
+    key: "web.config.file",
+    type: "string",
+    description: "TLS and basic-auth configuration (Prometheus exporter-toolkit format)",
+  },
+
+  // Logging
+  {
+    key: "log.level",
+    type: "enum",
+    choices: ["trace", "debug", "info", "warn", "error"],
+    description: "log level",
+    default: "info",
+  },
+  {
+    key: "log.format",
+    type: "enum",
+    choices: ["json", "pretty"],
+    description: "log format",
+    default: "json",
+  },
+
+  // orgwatch check
+  {
+    key: "expected-work",
+    type: "duration",
+    description: "how long an agent's task takes at most; ack waits shorter than this are findings",
+    default: "20m",
+  },
+] as const satisfies readonly Setting[];
+
+export type SettingKey = (typeof SETTINGS)[number]["key"];
+
+type ValueOf<T extends SettingType> = T extends "duration" | "integer"
+  ? number
+  : T extends "boolean"
+    ? boolean
+    : T extends "list"
+      ? string[]
+      : string;
+
+type SettingByKey<K extends SettingKey> = Extract<(typeof SETTINGS)[number], { key: K }>;
+type HasDefault<K extends SettingKey> = SettingByKey<K> extends { default: string } ? true : false;
+
+/** Parsed configuration: durations in milliseconds, lists as arrays. */
+type SettingValue<K extends SettingKey> =
+  SettingByKey<K> extends { choices: readonly (infer C)[] } ? C : ValueOf<SettingByKey<K>["type"]>;
+export type Config = {
+  readonly [K in SettingKey]: HasDefault<K> extends true ? SettingValue<K> : SettingValue<K> | undefined;
+};
+
+export function envName(key: string): string {
+  return "ORGWATCH_" + key.replace(/[.-]/g, "_").toUpperCase();
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    problem: string,
+  ) {
+    super(`invalid setting ${setting}: ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Converts one raw string value of a setting; throws ConfigError naming the setting. */
+export function parseSettingValue(setting: Setting, raw: string, source: string): unknown {
+  const where = `${source}`;
+  switch (setting.type) {
+    case "string":
+      return raw;
+    case "list":
+      return raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "");
+    case "duration": {
+      const ms = parseDuration(raw);
+      if (ms === undefined)
+        throw new ConfigError(where, `"${raw}" is not a duration (use forms like 500ms, 15s, 30m, 1h30m)`);
+      return ms;
+    }
+    case "integer": {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(where, `"${raw}" is not a whole number`);
+      return Number.parseInt(raw, 10);
+    }
+    case "boolean": {
+      const v = raw.trim().toLowerCase();
+      if (["true", "1", "yes", "on"].includes(v)) return true;
+      if (["false", "0", "no", "off"].includes(v)) return false;
+      throw new ConfigError(where, `"${raw}" is not true or false`);
+    }
+    case "enum": {
+      if (!setting.choices?.includes(raw)) {
+        throw new ConfigError(where, `"${raw}" is not one of ${setting.choices?.join(", ")}`);
+      }
+      return raw;
+    }
+  }
+}

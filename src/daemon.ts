@@ -1,0 +1,105 @@
+// Wiring: config → model → exporters (metrics, HTTP, traces) and NATS → sources → model.
+// Data flows one way: sources write the model, exporters read it.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
+import type { Config } from "./config/schema.js";
+import { createLogger, type Logger } from "./log.js";
+import { Organization } from "./model/organization.js";
+import { startNatsLink } from "./nats/connect.js";
+import { MetricsRegistry } from "./exporters/metrics/registry.js";
+import { registerExporterHealthMetrics } from "./exporters/metrics/exporter-health.js";
+import { registerJetStreamMetrics } from "./exporters/metrics/jetstream.js";
+import { registerAgentMetrics } from "./exporters/metrics/agents.js";
+import { registerBroadcastMetrics } from "./exporters/metrics/broadcasts.js";
+import { registerDeadLetterMetrics } from "./exporters/metrics/deadletters.js";
+import { registerTaskMetrics } from "./exporters/metrics/tasks.js";
+import { registerFindingMetrics } from "./exporters/metrics/findings.js";
+import { startTraceExporter, type TraceExporter } from "./exporters/traces.js";
+import { startHttpServer, type HttpServer } from "./exporters/http.js";
+import { startJetStreamPoller, type RunningPoller } from "./sources/jetstream-poller.js";
+import { startAgentStatus } from "./sources/agent-status.js";
+import { startOrgEvents } from "./sources/org-events.js";
+import { startBroadcastAcks } from "./sources/broadcast-acks.js";
+import { startAdvisories } from "./sources/advisories.js";
+import { startTaskObserver } from "./sources/task-observer.js";
+import { startFindings } from "./sources/findings.js";
+import type { RunningSource, SourceContext } from "./sources/source.js";
+
+export interface DaemonOptions {
+  log?: Logger;
+  /** Tests pass an in-memory exporter; otherwise OTEL_* environment variables decide. */
+  spanExporter?: SpanExporter;
+}
+
+export interface Daemon {
+  /** Base URL of the HTTP server. */
+  readonly url: string;
+  readonly org: Organization;
+  readonly metrics: MetricsRegistry;
+  /** Resolves when NATS is connected and every source has started. */
+  readonly started: Promise<void>;
+  /** Runs one JetStream poll now and resolves when its result is in the model. */
+  pollNow(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
+  const log = options.log ?? createLogger(config["log.level"], config["log.format"]);
+  const org = new Organization(config["subject-prefix"]);
+
+  const metrics = new MetricsRegistry();
+  registerExporterHealthMetrics(metrics, org);
+  registerJetStreamMetrics(metrics, org);
+  registerAgentMetrics(metrics, org, config);
+  registerBroadcastMetrics(metrics, org);
+  registerDeadLetterMetrics(metrics, org);
+  registerTaskMetrics(metrics, org);
+  registerFindingMetrics(metrics, org);
+  const traces: TraceExporter = startTraceExporter(org, config, log, options.spanExporter);
+
+  const http: HttpServer = await startHttpServer(config, org, metrics, log);
+  const link = startNatsLink(config, org.health, log);
+
+  let stopping = false;
+  let poller: RunningPoller | undefined;
+  const sources: RunningSource[] = [];
+  const started = link.connected.then(async (nc) => {
+    const ctx: SourceContext = {
+      nc,
+      jsm: await jetstreamManager(nc, { checkAPI: false }),
+      js: jetstream(nc),
+      config,
+      org,
+      log,
+    };
+    if (stopping) return;
+    // Sources that subscribe come first, so nothing published during the first poll is missed.
+    sources.push(await startAgentStatus(ctx));
+    sources.push(await startOrgEvents(ctx));
+    sources.push(await startAdvisories(ctx));
+    sources.push(await startTaskObserver(ctx));
+    sources.push(await startBroadcastAcks(ctx));
+    sources.push(await startFindings(ctx));
+    poller = startJetStreamPoller(ctx);
+    sources.push(poller);
+  });
+  started.catch((err: unknown) => log.error({ err: (err as Error).message }, "a source failed to start"));
+
+  return {
+    url: http.url,
+    org,
+    metrics,
+    started,
+    async pollNow() {
+      await started;
+      await poller!.pollNow();
+    },
+    async stop() {
+      stopping = true;
+      for (const source of sources.reverse()) await source.stop().catch(() => undefined);
+      await traces.shutdown();
+      await link.close();
+      await http.close();
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// The HTTP face of orgwatch: /metrics, /healthz, /readyz and a small index page. It reads the
+// model and the metrics registry; it never talks to NATS.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import type { Config } from "../config/schema.js";
+import { parseListenAddress } from "../config/load.js";
+import type { Logger } from "../log.js";
+import type { Organization } from "../model/organization.js";
+import type { MetricsRegistry } from "./metrics/registry.js";
+import { VERSION } from "../version.js";
+
+export interface HttpServer {
+  /** Base URL, e.g. http://127.0.0.1:7786 (resolves port 0 to the real port). */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function wantsOpenMetrics(accept: string | undefined): boolean {
+  return accept !== undefined && accept.includes("application/openmetrics-text");
+}
+
+export function createApp(config: Config, org: Organization, metrics: MetricsRegistry): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  // Read-only endpoints: anything but GET/HEAD is refused before routing.
+  app.use((req, res, next) => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.status(405).set("Allow", "GET, HEAD").type("text/plain").send("method not allowed\n");
+      return;
+    }
+    next();
+  });
+  const telemetryPath = config["web.telemetry-path"];
+  app.get(telemetryPath, async (req, res) => {
+    const { contentType, body } = await metrics.render(wantsOpenMetrics(req.get("accept")));
+    res.set("Content-Type", contentType).send(body);
+  });
+  app.get("/healthz", (_req, res) => {
+    res.type("text/plain").send("ok\n");
+  });
+  app.get("/readyz", (_req, res) => {
+    const h = org.health;
+    if (h.ready) res.type("text/plain").send("ready\n");
+    else
+      res
+        .status(503)
+        .type("text/plain")
+        .send(
+          `not ready: ${h.natsConnected ? "connected to NATS" : "not connected to NATS"}, ${h.pollsCompleted} polls completed\n`,
+        );
+  });
+  app.get("/", (_req, res) => {
+    res.type("html").send(indexPage(config, org));
+  });
+  return app;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function indexPage(config: Config, org: Organization): string {
+  const h = org.health;
+  const poll = org.jetstream.current;
+  const rows: string[] = [];
+  if (poll) {
+    for (const c of poll.consumers.values()) {
+      const lag = c.pending + c.ackPending;
+      rows.push(
+        `<tr><td>${escapeHtml(c.stream)}</td><td>${escapeHtml(c.name)}</td><td>${escapeHtml(c.role)}</td><td>${c.kind}</td><td>${lag}</td><td>${c.status}</td></tr>`,
+      );
+    }
+  }
+  return `<!doctype html><html><head><meta charset="utf-8"><title>orgwatch</title></head><body>
+<h1>orgwatch ${escapeHtml(VERSION)}</h1>
+<p>Watching subject prefix <code>${escapeHtml(config["subject-prefix"])}</code>.
+NATS: ${h.natsConnected ? "connected" : "<b>not connected</b>"}. Polls completed: ${h.pollsCompleted}, failed: ${h.pollErrors}.</p>
+<ul>
+<li><a href="${escapeHtml(config["web.telemetry-path"])}">${escapeHtml(config["web.telemetry-path"])}</a>: Prometheus metrics (OpenMetrics when asked)</li>
+<li><a href="/healthz">/healthz</a>: the process is alive</li>
+<li><a href="/readyz">/readyz</a>: connected to NATS and one poll done</li>
+</ul>
+<h2>Consumers</h2>
+<table border="1" cellpadding="3"><tr><th>stream</th><th>consumer</th><th>role</th><th>kind</th><th>lag</th><th>status</th></tr>
+${rows.join("\n")}
+</table></body></html>
+`;
+}
+
+export async function startHttpServer(
+  config: Config,
+  org: Organization,
+  metrics: MetricsRegistry,
+  log: Logger,
+): Promise<HttpServer> {
+  const app = createApp(config, org, metrics);
+  const server: Server = createServer(app);
+  // Slow or stuck clients must not hold the daemon: bound header and request time.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const { host, port } = parseListenAddress(config["web.listen-address"]);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost =
+    host === undefined || host === "0.0.0.0" || host === "::"
+      ? "127.0.0.1"
+      : host.includes(":")
+        ? `[${host}]`
+        : host;
+  const url = `http://${shownHost}:${addr.port}`;
+  log.info({ url, telemetryPath: config["web.telemetry-path"] }, "serving HTTP");
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,53 @@
+// The metrics exporter: one prom-client registry per exposition format (Prometheus text and
+// OpenMetrics, which carries exemplars), plus pre-rendered text sections for the large gauge
+// families that are rebuilt once per poll instead of on every scrape.
+import { Registry, type Metric, openMetricsContentType, prometheusContentType } from "prom-client";
+
+/** A family rendered outside prom-client, e.g. once per poll. Gauges only: the text is the same in both formats. */
+export interface TextSection {
+  render(): string;
+}
+
+export class MetricsRegistry {
+  readonly prometheus = new Registry();
+  readonly openMetrics = new Registry<typeof openMetricsContentType>();
+  private readonly sections: TextSection[] = [];
+
+  constructor() {
+    this.openMetrics.setContentType(openMetricsContentType);
+  }
+
+  /** Pass as `registers:` when creating a prom-client metric, so it is exposed in both formats. */
+  get registers(): [Registry, Registry<typeof openMetricsContentType>] {
+    return [this.prometheus, this.openMetrics];
+  }
+
+  addSection(section: TextSection): void {
+    this.sections.push(section);
+  }
+
+  /** Removes every metric and section (tests build several daemons in one process). */
+  clear(): void {
+    this.prometheus.clear();
+    this.openMetrics.clear();
+    this.sections.length = 0;
+  }
+
+  getSingle(name: string): Metric | undefined {
+    return this.prometheus.getSingleMetric(name);
+  }
+
+  async render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+    const extra = this.sections.map((s) => s.render()).join("");
+    if (!openMetrics) {
+      return { contentType: prometheusContentType, body: (await this.prometheus.metrics()) + extra };
+    }
+    // OpenMetrics ends with "# EOF": the sections go before it.
+    const text = await this.openMetrics.metrics();
+    const body = text.replace(/# EOF\n?$/, "") + extra + "# EOF\n";
+    return { contentType: openMetricsContentType, body };
+  }
+}
+
+/** Buckets fitting agents' work: 1 s to 4 h. */
+export const AGENT_LATENCY_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400];

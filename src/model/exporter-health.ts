@@ -1,0 +1,30 @@
+// orgwatch's own health: the connection, the polls, and the input it had to refuse.
+
+export type InvalidSource = "status" | "event" | "task" | "advisory" | "ack_sample" | "deadletter";
+
+export class ExporterHealth {
+  natsConnected = false;
+  natsReconnects = 0;
+  pollsCompleted = 0;
+  pollErrors = 0;
+  lastPollDurationSeconds: number | undefined;
+  lastPollSuccessMs: number | undefined;
+  /** Counts by `${source}\u0000${reason}`; reasons are a fixed vocabulary chosen by the parser. */
+  readonly invalidMessages = new Map<string, number>();
+  /** Counts by metric name of label values refused by a LabelCap. */
+  readonly labelOverflow = new Map<string, number>();
+
+  countInvalid(source: InvalidSource, reason: string): void {
+    const key = `${source}\u0000${reason}`;
+    this.invalidMessages.set(key, (this.invalidMessages.get(key) ?? 0) + 1);
+  }
+
+  countOverflow(metric: string): void {
+    this.labelOverflow.set(metric, (this.labelOverflow.get(metric) ?? 0) + 1);
+  }
+
+  /** Ready: connected to NATS and at least one poll completed. */
+  get ready(): boolean {
+    return this.natsConnected && this.pollsCompleted > 0;
+  }
+}

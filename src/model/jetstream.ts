@@ -1,0 +1,79 @@
+// What the JetStream poller last saw: every stream and consumer of the organization, classified.
+// Written only by sources/jetstream-poller.ts; read by the exporters and by derived models.
+import { EventEmitter } from "node:events";
+import type { Kind } from "../logic/classify.js";
+
+export type ConsumerStatus = "ok" | "lagging" | "stalled" | "stopped";
+export const CONSUMER_STATUSES: readonly ConsumerStatus[] = ["ok", "lagging", "stalled", "stopped"];
+
+export interface StreamState {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  readonly kind: Kind;
+  readonly role: string;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly firstSequence: number;
+  readonly lastSequence: number;
+  readonly consumers: number;
+  readonly storage: "file" | "memory";
+  readonly replicas: number;
+  /** Max age in milliseconds, 0 = unlimited. */
+  readonly maxAgeMs: number;
+}
+
+export interface ConsumerState {
+  readonly stream: string;
+  readonly name: string;
+  readonly kind: Kind;
+  readonly role: string;
+  readonly filterSubjects: readonly string[];
+  readonly deliverGroup: string | undefined;
+  readonly ackPolicy: string;
+  /** Not yet delivered. */
+  readonly pending: number;
+  /** Delivered, not acknowledged. */
+  readonly ackPending: number;
+  readonly redelivered: number;
+  readonly waitingPulls: number;
+  readonly deliveredStreamSequence: number;
+  readonly ackFloorStreamSequence: number;
+  /** Epoch milliseconds; undefined when the server does not say (2.9) or nothing happened yet. */
+  readonly lastDeliveryMs: number | undefined;
+  readonly lastAckMs: number | undefined;
+  readonly ackWaitMs: number;
+  /** -1 unlimited. */
+  readonly maxDeliver: number;
+  /** Stored time (epoch ms) of the oldest unacknowledged message, when there is one. */
+  readonly oldestUnackedMs: number | undefined;
+  readonly status: ConsumerStatus;
+}
+
+export interface PollResult {
+  /** Epoch milliseconds when the poll started. */
+  readonly at: number;
+  readonly streams: ReadonlyMap<string, StreamState>;
+  /** Keyed by `${stream}/${consumer}`. */
+  readonly consumers: ReadonlyMap<string, ConsumerState>;
+  /** JetStream API requests the poll sent. */
+  readonly requests: number;
+}
+
+export function consumerKey(stream: string, consumer: string): string {
+  return `${stream}/${consumer}`;
+}
+
+interface JetStreamEvents {
+  /** A poll completed; listeners derive their own views (broadcast acks, roster, findings). */
+  polled: [result: PollResult, previous: PollResult | undefined];
+}
+
+export class JetStreamModel extends EventEmitter<JetStreamEvents> {
+  current: PollResult | undefined;
+
+  applyPoll(result: PollResult): void {
+    const previous = this.current;
+    this.current = result;
+    this.emit("polled", result, previous);
+  }
+}
