@@ -1,11 +1,21 @@
 // The one model of the watched organization. Sources (src/sources/*) write into it; exporters
 // (src/exporters/*) only read it or listen to its events. Each part lives in its own file.
+import { AgentsModel } from "./agents.js";
+import { BroadcastsModel } from "./broadcasts.js";
+import { DeadLettersModel } from "./deadletters.js";
 import { ExporterHealth } from "./exporter-health.js";
+import { FindingsModel } from "./findings.js";
 import { JetStreamModel } from "./jetstream.js";
+import { TasksModel } from "./tasks.js";
 
 export class Organization {
   readonly health = new ExporterHealth();
   readonly jetstream = new JetStreamModel();
+  readonly agents = new AgentsModel();
+  readonly broadcasts = new BroadcastsModel();
+  readonly deadLetters = new DeadLettersModel();
+  readonly tasks = new TasksModel();
+  readonly findings = new FindingsModel();
 
   constructor(readonly subjectPrefix: string) {}
 }
