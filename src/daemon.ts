@@ -45,7 +45,7 @@ export interface Daemon {
 
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
   const log = options.log ?? createLogger(config["log.level"], config["log.format"]);
-  const org = new Organization(config["subject-prefix"]);
+  const org = new Organization(config);
 
   const metrics = new MetricsRegistry();
   registerExporterHealthMetrics(metrics, org);

@@ -1,5 +1,6 @@
 // The one model of the watched organization. Sources (src/sources/*) write into it; exporters
 // (src/exporters/*) only read it or listen to its events. Each part lives in its own file.
+import type { Config } from "../config/schema.js";
 import { AgentsModel } from "./agents.js";
 import { BroadcastsModel } from "./broadcasts.js";
 import { DeadLettersModel } from "./deadletters.js";
@@ -17,5 +18,9 @@ export class Organization {
   readonly tasks = new TasksModel();
   readonly findings = new FindingsModel();
 
-  constructor(readonly subjectPrefix: string) {}
+  readonly subjectPrefix: string;
+
+  constructor(readonly config: Config) {
+    this.subjectPrefix = config["subject-prefix"];
+  }
 }
