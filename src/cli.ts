@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // orgwatch's command line: `orgwatch` / `orgwatch run` (the daemon), `orgwatch demo`, `orgwatch check`.
 import { Command, CommanderError } from "commander";
-import { addSettingOptions, configFromCommand, EXIT_CONFIG } from "./cli-settings.js";
+import { addSettingOptions, configFromCommand, EXIT_CONFIG, exitWithConfigError } from "./cli-settings.js";
+import { ConfigError } from "./config/schema.js";
 import { startDaemon } from "./daemon.js";
 import { demoCommand } from "./demo/command.js";
 import { checkCommand } from "./check/command.js";
@@ -60,6 +61,8 @@ try {
     // --help and --version exit 0; a wrong flag or value is a configuration error.
     process.exit(err.exitCode === 0 ? 0 : EXIT_CONFIG);
   }
+  // Settings read only when the daemon starts (e.g. --web.config.file) are configuration errors too.
+  if (err instanceof ConfigError) exitWithConfigError(err.message);
   process.stderr.write(`orgwatch: ${(err as Error).message}\n`);
   process.exit(1);
 }

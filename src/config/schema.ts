@@ -173,6 +173,36 @@ export const SETTINGS = [
     description: "how long an agent's task takes at most; ack waits shorter than this are findings",
     default: "20m",
   },
+  {
+    key: "check.drain-time",
+    type: "duration",
+    description:
+      "a consumer whose backlog would take longer than this to work off at its observed ack rate is a finding (backpressure)",
+    default: "4h",
+  },
+  {
+    key: "check.rate-interval",
+    type: "duration",
+    description:
+      "poll twice this far apart to observe ack rates for the backlog check (0s: one poll, rates unobserved)",
+    default: "0s",
+    commands: ["check"],
+  },
+  {
+    key: "strict",
+    type: "boolean",
+    description: "exit 1 when there are warnings (errors always exit 2)",
+    default: "false",
+    commands: ["check"],
+  },
+  {
+    key: "format",
+    type: "enum",
+    choices: ["text", "json"],
+    description: "output: a table (coloured on a terminal) or JSON for CI",
+    default: "text",
+    commands: ["check"],
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingKey = (typeof SETTINGS)[number]["key"];

@@ -1,7 +1,9 @@
 // The HTTP face of orgwatch: /metrics, /healthz, /readyz and a small index page. It reads the
 // model and the metrics registry; it never talks to NATS.
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import express from "express";
 import type { Config } from "../config/schema.js";
 import { parseListenAddress } from "../config/load.js";
@@ -9,6 +11,13 @@ import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
 import type { MetricsRegistry } from "./metrics/registry.js";
 import { VERSION } from "../version.js";
+import {
+  BasicAuth,
+  checkClientCertificate,
+  loadWebConfig,
+  RateLimiter,
+  type WebConfig,
+} from "./web-config.js";
 
 export interface HttpServer {
   /** Base URL, e.g. http://127.0.0.1:7786 (resolves port 0 to the real port). */
@@ -20,13 +29,51 @@ function wantsOpenMetrics(accept: string | undefined): boolean {
   return accept !== undefined && accept.includes("application/openmetrics-text");
 }
 
-export function createApp(config: Config, org: Organization, metrics: MetricsRegistry): express.Express {
+export function createApp(
+  config: Config,
+  org: Organization,
+  metrics: MetricsRegistry,
+  web?: WebConfig,
+): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  if (web) {
+    const limiter = web.rateLimit && new RateLimiter(web.rateLimit.intervalMs, web.rateLimit.burst);
+    const auth = new BasicAuth(web.users);
+    app.use((req, res, next) => {
+      res.set(web.headers);
+      if (limiter && !limiter.allow()) {
+        res.status(429).type("text/plain").send("too many requests\n");
+        return;
+      }
+      if (!auth.enabled) return next();
+      auth.check(req.get("authorization")).then((result) => {
+        if (result === "ok") return next();
+        // Says nothing about why: a wrong user and a wrong password look the same.
+        if (result === "busy") res.status(429).set("Retry-After", "1").type("text/plain").send("busy\n");
+        else
+          res
+            .status(401)
+            .set("WWW-Authenticate", 'Basic realm="orgwatch"')
+            .type("text/plain")
+            .send("unauthorized\n");
+      }, next);
+    });
+  }
   // Read-only endpoints: anything but GET/HEAD is refused before routing.
   app.use((req, res, next) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.status(405).set("Allow", "GET, HEAD").type("text/plain").send("method not allowed\n");
+      // Closing the connection spares reading whatever body the client is still sending.
+      res
+        .status(405)
+        .set({ Allow: "GET, HEAD", Connection: "close" })
+        .type("text/plain")
+        .send("method not allowed\n");
+      return;
+    }
+    // GET and HEAD carry no body here; one announced is refused rather than read.
+    if (req.get("transfer-encoding") !== undefined || Number(req.get("content-length") ?? 0) > 0) {
+      res.status(413).set("Connection", "close").type("text/plain").send("request body not accepted\n");
       return;
     }
     next();
@@ -94,11 +141,29 @@ export async function startHttpServer(
   metrics: MetricsRegistry,
   log: Logger,
 ): Promise<HttpServer> {
-  const app = createApp(config, org, metrics);
-  const server: Server = createServer(app);
-  // Slow or stuck clients must not hold the daemon: bound header and request time.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  const webConfigFile = config["web.config.file"];
+  const web = webConfigFile !== undefined ? loadWebConfig(webConfigFile) : undefined;
+  const app = createApp(config, org, metrics, web);
+  // Slow or stuck clients must not hold the daemon: bound header and request time, checked every
+  // second rather than Node's default 30 s, and drop sockets idle (e.g. a stalled reader) for 30 s.
+  const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
+  const tls = web?.tls;
+  const server: Server = tls
+    ? createHttpsServer({ ...serverOptions, ...tls.options }, app)
+    : createServer(serverOptions, app);
+  server.setTimeout(30_000);
+  if (tls) {
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const refused = checkClientCertificate(tls, socket);
+      if (refused !== undefined) {
+        log.debug({ remote: socket.remoteAddress, reason: refused }, "TLS client refused");
+        socket.destroy();
+      }
+    });
+    server.on("tlsClientError", (err, socket) => {
+      log.debug({ remote: socket.remoteAddress, err: err.message }, "TLS handshake failed");
+    });
+  }
   const { host, port } = parseListenAddress(config["web.listen-address"]);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -114,8 +179,11 @@ export async function startHttpServer(
       : host.includes(":")
         ? `[${host}]`
         : host;
-  const url = `http://${shownHost}:${addr.port}`;
-  log.info({ url, telemetryPath: config["web.telemetry-path"] }, "serving HTTP");
+  const url = `${tls ? "https" : "http"}://${shownHost}:${addr.port}`;
+  log.info(
+    { url, telemetryPath: config["web.telemetry-path"], basicAuth: (web?.users.size ?? 0) > 0 },
+    "serving HTTP",
+  );
   return {
     url,
     close: () =>

@@ -1,5 +1,93 @@
 // Agents: who is alive and what they are doing (status subjects), and what happens in the
 // organization (events). Written by sources/agent-status.ts and sources/org-events.ts.
-// (Placeholder until issue #3 lands.)
+import { isValidRole } from "../logic/classify.js";
+import type { AgentState, ReportedState } from "../logic/status-message.js";
+import type { JetStreamModel, PollResult } from "./jetstream.js";
 
-export class AgentsModel {}
+export interface AgentStatus {
+  /** Arrival time (orgwatch's clock, epoch ms) of the last status message. */
+  readonly lastStatusMs: number;
+  /** The last state reported; `unknown` when it was one orgwatch does not know. */
+  readonly state: AgentState;
+}
+
+export interface AgentView {
+  readonly role: string;
+  readonly up: boolean;
+  readonly state: AgentState;
+  readonly lastStatusMs: number | undefined;
+}
+
+/** Roles with a task stream or a task consumer: agents that should be reporting. */
+function taskRoles(poll: PollResult | undefined): Set<string> {
+  const roles = new Set<string>();
+  if (!poll) return roles;
+  for (const s of poll.streams.values()) if (s.kind === "tasks" && s.role !== "") roles.add(s.role);
+  for (const c of poll.consumers.values()) if (c.kind === "tasks" && c.role !== "") roles.add(c.role);
+  return roles;
+}
+
+export class AgentsModel {
+  /** By role; only roles admitted by the status source's label cap. */
+  readonly statuses = new Map<string, AgentStatus>();
+  /** Valid status messages received (the invalid ones are counted in ExporterHealth). */
+  statusMessages = 0;
+  /** Valid events received. */
+  eventMessages = 0;
+  /** Event counts by `${type}\u0000${role}`, both already capped. */
+  readonly events = new Map<string, number>();
+  private readonly configuredRoles: ReadonlySet<string>;
+  private taskRoles = new Set<string>();
+
+  constructor(configuredRoles: readonly string[], jetstream: JetStreamModel) {
+    this.configuredRoles = new Set(configuredRoles.filter(isValidRole));
+    jetstream.on("polled", (result) => (this.taskRoles = taskRoles(result)));
+  }
+
+  /** A role orgwatch expects without having to learn it from a message (config or task streams). */
+  isExpected(role: string): boolean {
+    return this.configuredRoles.has(role) || this.taskRoles.has(role);
+  }
+
+  /** Expected or already reporting: using it as a label costs no new series. */
+  isKnown(role: string): boolean {
+    return this.statuses.has(role) || this.isExpected(role);
+  }
+
+  /** Configured roles ∪ roles with task streams or consumers ∪ roles that sent a status; sorted. */
+  roster(): string[] {
+    return [...new Set([...this.configuredRoles, ...this.taskRoles, ...this.statuses.keys()])].sort();
+  }
+
+  recordStatus(role: string, state: ReportedState, atMs: number): void {
+    this.statuses.set(role, { lastStatusMs: atMs, state });
+  }
+
+  /**
+   * A status whose state orgwatch does not know (counted invalid by the source): the agent is
+   * alive all the same, so it stays up, in state `unknown`, rather than raising a silent-agent alert.
+   */
+  recordUnknownState(role: string, atMs: number): void {
+    this.statuses.set(role, { lastStatusMs: atMs, state: "unknown" });
+  }
+
+  recordEvent(type: string, role: string): void {
+    const key = `${type}\u0000${role}`;
+    this.events.set(key, (this.events.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * Every roster agent as of `nowMs`. Up: a status arrived within `staleAfterMs`. State: the last
+   * one reported while up; once silent, `offline` stays (an agent that said so is not expected to
+   * keep talking) and anything else becomes `unknown`; never reported → down and `unknown`.
+   */
+  view(nowMs: number, staleAfterMs: number): AgentView[] {
+    return this.roster().map((role) => {
+      const s = this.statuses.get(role);
+      if (!s) return { role, up: false, state: "unknown", lastStatusMs: undefined };
+      const up = nowMs - s.lastStatusMs <= staleAfterMs;
+      const state = up || s.state === "offline" ? s.state : "unknown";
+      return { role, up, state, lastStatusMs: s.lastStatusMs };
+    });
+  }
+}

@@ -20,6 +20,14 @@ export interface StreamState {
   readonly replicas: number;
   /** Max age in milliseconds, 0 = unlimited. */
   readonly maxAgeMs: number;
+  /** Limits on what the stream keeps; -1 = unlimited. */
+  readonly maxMsgs: number;
+  readonly maxBytes: number;
+  readonly maxMsgsPerSubject: number;
+  /** The JetStream cluster holding the stream; undefined when the server is not clustered. */
+  readonly cluster: string | undefined;
+  /** Direct get enabled: message reads go to any replica, not the leader's API. */
+  readonly allowDirect: boolean;
 }
 
 export interface ConsumerState {
@@ -30,6 +38,10 @@ export interface ConsumerState {
   readonly filterSubjects: readonly string[];
   readonly deliverGroup: string | undefined;
   readonly ackPolicy: string;
+  /** Created with a durable name; ephemeral consumers (tools, orgwatch's own readers) are nobody's workers. */
+  readonly durable: boolean;
+  /** Ack sampling as configured ("100%"); "" when off. */
+  readonly sampleFrequency: string;
   /** Not yet delivered. */
   readonly pending: number;
   /** Delivered, not acknowledged. */
@@ -37,15 +49,27 @@ export interface ConsumerState {
   readonly redelivered: number;
   readonly waitingPulls: number;
   readonly deliveredStreamSequence: number;
+  /** Counts every delivery, redeliveries included. */
+  readonly deliveredConsumerSequence: number;
   readonly ackFloorStreamSequence: number;
+  readonly ackFloorConsumerSequence: number;
+  /** When the consumer was created (epoch ms): a consumer deleted and re-created starts afresh. */
+  readonly createdMs: number | undefined;
   /** Epoch milliseconds; undefined when the server does not say (2.9) or nothing happened yet. */
   readonly lastDeliveryMs: number | undefined;
   readonly lastAckMs: number | undefined;
   readonly ackWaitMs: number;
   /** -1 unlimited. */
   readonly maxDeliver: number;
-  /** Stored time (epoch ms) of the oldest unacknowledged message, when there is one. */
+  /**
+   * Stream sequence and stored time (epoch ms) of the oldest unacknowledged message: the first
+   * message of the consumer's filter after its ack floor. Undefined when nothing is unacknowledged.
+   * On nats-server 2.9 a message that exhausted max-deliver stays here (the ack floor stays below
+   * it) even though lag is 0.
+   */
+  readonly oldestUnackedSequence: number | undefined;
   readonly oldestUnackedMs: number | undefined;
+  /** Burrow-style evaluation over the last polls; see logic/consumer-status.ts. */
   readonly status: ConsumerStatus;
 }
 

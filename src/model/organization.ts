@@ -12,7 +12,7 @@ import { TasksModel } from "./tasks.js";
 export class Organization {
   readonly health = new ExporterHealth();
   readonly jetstream = new JetStreamModel();
-  readonly agents = new AgentsModel();
+  readonly agents: AgentsModel;
   readonly broadcasts = new BroadcastsModel();
   readonly deadLetters = new DeadLettersModel();
   readonly tasks = new TasksModel();
@@ -22,5 +22,6 @@ export class Organization {
 
   constructor(readonly config: Config) {
     this.subjectPrefix = config["subject-prefix"];
+    this.agents = new AgentsModel(config.roles, this.jetstream);
   }
 }

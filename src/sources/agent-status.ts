@@ -1,7 +1,61 @@
-// Agents' status: a subscription to {prefix}.agents.*.status feeding model.agents.
-// (Placeholder until issue #3 lands.)
+// Agents' status: a subscription to {prefix}.agents.*.status (core NATS) feeding model.agents.
+// The role is the subject's token; roles that are neither configured nor owners of a task stream
+// are learned from status messages, up to labels.max-values of them.
+import { isValidRole } from "../logic/classify.js";
+import { LabelCap } from "../logic/label-cap.js";
+import { parseStatusMessage } from "../logic/status-message.js";
+import type { Logger } from "../log.js";
+import type { Organization } from "../model/organization.js";
+import { invalidReporter } from "./invalid-input.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
-export async function startAgentStatus(_ctx: SourceContext): Promise<RunningSource> {
-  return { stop: async () => undefined };
+/** The metric whose series a role learned from status messages would add. */
+const CAPPED_METRIC = "orgwatch_agent_up";
+
+export type MessageHandler = (subject: string, data: Uint8Array) => void;
+
+/** Handles one status message; never throws (everything refused is counted). */
+export function createStatusHandler(org: Organization, log: Logger): MessageHandler {
+  const { agents, health } = org;
+  const refuse = invalidReporter(health, log, "status");
+  const learned = new LabelCap(org.config["labels.max-values"], () => health.countOverflow(CAPPED_METRIC));
+  const head = `${org.subjectPrefix}.agents.`;
+  return (subject, data) => {
+    const role =
+      subject.startsWith(head) && subject.endsWith(".status") ? subject.slice(head.length, -7) : "";
+    if (!isValidRole(role)) return refuse("bad_role", subject);
+    const parsed = parseStatusMessage(data);
+    if (parsed.ok) agents.statusMessages++;
+    else {
+      refuse(parsed.reason, subject);
+      // A state orgwatch does not know still proves the agent alive (AgentsModel.recordUnknownState).
+      if (parsed.reason !== "unknown_state") return;
+    }
+    // Past the cap a new role is counted as overflow, not made a new series.
+    if (!agents.isKnown(role) && learned.admit(role) !== role) return;
+    if (parsed.ok) agents.recordStatus(role, parsed.value.state, Date.now());
+    else agents.recordUnknownState(role, Date.now());
+  };
+}
+
+export async function startAgentStatus(ctx: SourceContext): Promise<RunningSource> {
+  const handle = createStatusHandler(ctx.org, ctx.log);
+  const sub = ctx.nc.subscribe(`${ctx.org.subjectPrefix}.agents.*.status`, {
+    callback: (err, msg) => {
+      if (err) ctx.log.warn({ err: err.message }, "status subscription error");
+      else {
+        // The handler never throws on input; this guards the subscription against a bug downstream.
+        try {
+          handle(msg.subject, msg.data);
+        } catch (e) {
+          ctx.log.error({ err: (e as Error).message }, "status handler failed");
+        }
+      }
+    },
+  });
+  return {
+    async stop() {
+      sub.unsubscribe();
+    },
+  };
 }

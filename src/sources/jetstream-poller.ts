@@ -1,20 +1,32 @@
 // JetStream polling: every --poll-interval, the paged list APIs (STREAM.LIST, CONSUMER.LIST.<stream>)
-// with bounded concurrency, never one info request per consumer. Writes a PollResult into the model.
+// with bounded concurrency, never one info request per consumer, plus one message read per consumer
+// with unacknowledged work (the stored time of its oldest unacknowledged message). Writes a
+// PollResult into the model.
+//
+// Cost of one poll: ceil(streams / page) stream-list requests, ceil(consumers / page) consumer-list
+// requests for each stream that has consumers (streams without consumers are not asked), and one
+// message read per distinct (stream, ack floor, filter) among consumers with unacknowledged work
+// that was not already read by an earlier poll.
 import pLimit from "p-limit";
 import type { ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
+import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
 export interface RunningPoller extends RunningSource {
-  /** Runs one poll now (or waits for the one in flight) and resolves when it is in the model. */
+  /** Runs a poll that starts after this call and resolves when its result is in the model. */
   pollNow(): Promise<void>;
 }
 
 const NS_PER_MS = 1_000_000;
+/** nats-server's error code for "stream not found": the stream went away during the poll. */
+const STREAM_NOT_FOUND = 10059;
+/** KV buckets of orgwatch's own (their streams are KV_<bucket>). */
+const OWN_KV_STREAM_PREFIX = "KV_orgwatch";
 
-/** `last_active` is an RFC 3339 string on the wire (typed as nanos by nats.js); absent on 2.9. */
-function activityMs(value: unknown): number | undefined {
+/** `last_active` / `created` are RFC 3339 strings on the wire (typed as nanos by nats.js). */
+function timeMs(value: unknown): number | undefined {
   if (typeof value === "string") {
     const ms = Date.parse(value);
     return Number.isFinite(ms) && ms > 0 ? ms : undefined;
@@ -23,9 +35,33 @@ function activityMs(value: unknown): number | undefined {
   return undefined;
 }
 
-function toStreamState(ctx: SourceContext, si: StreamInfo): StreamState {
+class JetStreamApiError extends Error {
+  constructor(
+    readonly subject: string,
+    readonly errCode: number,
+    description: string,
+  ) {
+    super(`${subject}: ${description} (err_code ${errCode})`);
+  }
+}
+
+interface ListPage {
+  total: number;
+  offset: number;
+  limit: number;
+  streams?: StreamInfo[];
+  consumers?: ConsumerInfo[];
+  error?: { code: number; err_code?: number; description?: string };
+}
+
+interface StoredTime {
+  readonly seq: number;
+  readonly ms: number;
+}
+
+function toStreamState(prefix: string, si: StreamInfo): StreamState {
   const subjects = si.config.subjects ?? [];
-  const { kind, role } = classifyStream(ctx.config["subject-prefix"], subjects);
+  const { kind, role } = classifyStream(prefix, subjects);
   return {
     name: si.config.name,
     subjects,
@@ -39,75 +75,224 @@ function toStreamState(ctx: SourceContext, si: StreamInfo): StreamState {
     storage: si.config.storage === "memory" ? "memory" : "file",
     replicas: si.config.num_replicas ?? 1,
     maxAgeMs: (si.config.max_age ?? 0) / NS_PER_MS,
+    maxMsgs: si.config.max_msgs ?? -1,
+    maxBytes: si.config.max_bytes ?? -1,
+    maxMsgsPerSubject: si.config.max_msgs_per_subject ?? -1,
+    cluster: si.cluster?.name,
+    allowDirect: si.config.allow_direct === true,
   };
 }
 
-function toConsumerState(
-  ctx: SourceContext,
-  stream: StreamState,
-  ci: ConsumerInfo,
-  rolePattern: RegExp,
-): ConsumerState {
+function filterSubjectsOf(ci: ConsumerInfo): string[] {
   const cfg = ci.config;
-  const filterSubjects = cfg.filter_subjects ?? (cfg.filter_subject ? [cfg.filter_subject] : []);
-  const { kind, role } = classifyConsumer(
-    ctx.config["subject-prefix"],
-    stream,
-    ci.name,
-    filterSubjects,
-    rolePattern,
-  );
-  return {
-    stream: stream.name,
-    name: ci.name,
-    kind,
-    role,
-    filterSubjects,
-    deliverGroup: cfg.deliver_group,
-    ackPolicy: String(cfg.ack_policy),
-    pending: ci.num_pending,
-    ackPending: ci.num_ack_pending,
-    redelivered: ci.num_redelivered,
-    waitingPulls: ci.num_waiting,
-    deliveredStreamSequence: ci.delivered.stream_seq,
-    ackFloorStreamSequence: ci.ack_floor.stream_seq,
-    lastDeliveryMs: activityMs(ci.delivered.last_active),
-    lastAckMs: activityMs(ci.ack_floor.last_active),
-    ackWaitMs: (cfg.ack_wait ?? 30_000 * NS_PER_MS) / NS_PER_MS,
-    maxDeliver: cfg.max_deliver ?? -1,
-    oldestUnackedMs: undefined,
-    status: "ok",
-  };
+  if (cfg.filter_subjects && cfg.filter_subjects.length > 0) return cfg.filter_subjects;
+  return cfg.filter_subject ? [cfg.filter_subject] : [];
 }
 
 export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
-  const { config, org, log } = ctx;
+  const { config, org, log, nc, jsm } = ctx;
   const health = org.health;
+  const prefix = config["subject-prefix"];
+  const windowSize = config["consumer.status-window"];
   const limit = pLimit(config["poll-concurrency"]);
   const rolePattern = new RegExp(config["broadcast.role-pattern"]);
+  const { apiPrefix = "$JS.API", timeout = 5000 } = jsm.getOptions();
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+
+  /** Consumer histories for the status evaluation, by consumerKey; only consumers of the last poll. */
+  let histories = new Map<string, ConsumerHistory>();
+  /** Message reads of the last poll by `${stream}\0${seq}\0${filter}`; an unchanged floor costs nothing. */
+  let reads = new Map<string, StoredTime>();
   let inFlight: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
   let stopped = false;
+
+  const isOwnStream = (name: string) =>
+    name === config["advisories.stream"] || name.startsWith(OWN_KV_STREAM_PREFIX);
 
   async function poll(): Promise<void> {
     const started = Date.now();
     const t0 = performance.now();
     let requests = 0;
+    const nextReads = new Map<string, Promise<StoredTime | undefined>>();
+
+    async function listPage(subject: string, offset: number): Promise<ListPage> {
+      requests++;
+      const msg = await nc.request(subject, encoder.encode(JSON.stringify({ offset })), { timeout });
+      const page = JSON.parse(decoder.decode(msg.data)) as ListPage;
+      if (page.error) {
+        throw new JetStreamApiError(
+          subject,
+          page.error.err_code ?? page.error.code,
+          page.error.description ?? "error",
+        );
+      }
+      return page;
+    }
+
+    /** Every item of a paged list: the first page gives the total, the others are fetched in parallel. */
+    async function listAll<K extends "streams" | "consumers">(
+      subject: string,
+      field: K,
+    ): Promise<NonNullable<ListPage[K]>> {
+      const first = await limit(() => listPage(subject, 0));
+      const items: (StreamInfo | ConsumerInfo)[] = [...(first[field] ?? [])];
+      const pageSize = first.limit > 0 ? first.limit : items.length;
+      if (pageSize === 0) return items as unknown as NonNullable<ListPage[K]>;
+      const offsets: number[] = [];
+      for (let offset = items.length; offset < first.total; offset += pageSize) offsets.push(offset);
+      const pages = await Promise.all(offsets.map((o) => limit(() => listPage(subject, o))));
+      for (const page of pages) items.push(...(page[field] ?? []));
+      return items as unknown as NonNullable<ListPage[K]>;
+    }
+
+    /** The first message at or after `seq` on `filter`: its sequence and stored time. */
+    async function readNext(
+      stream: StreamState,
+      seq: number,
+      filter: string,
+    ): Promise<StoredTime | undefined> {
+      const key = `${stream.name}\u0000${seq}\u0000${filter}`;
+      let pending = nextReads.get(key);
+      if (!pending) {
+        const cached = reads.get(key);
+        // A cached message older than the stream's first sequence was removed (age, limits, purge).
+        if (cached !== undefined && cached.seq >= stream.firstSequence) {
+          pending = Promise.resolve(cached);
+        } else {
+          pending = limit(async () => {
+            requests++;
+            if (stream.allowDirect) {
+              const m = await jsm.direct.getMessage(stream.name, { seq, next_by_subj: filter });
+              return m ? { seq: m.seq, ms: m.time.getTime() } : undefined;
+            }
+            const subject = `${apiPrefix}.STREAM.MSG.GET.${stream.name}`;
+            const body = encoder.encode(JSON.stringify({ seq, next_by_subj: filter }));
+            const msg = await nc.request(subject, body, { timeout });
+            const r = JSON.parse(decoder.decode(msg.data)) as {
+              message?: { seq: number; time: string };
+              error?: { code: number; err_code?: number; description?: string };
+            };
+            if (r.error || !r.message) return undefined;
+            return { seq: r.message.seq, ms: Date.parse(r.message.time) };
+          });
+        }
+        nextReads.set(key, pending);
+      }
+      return pending;
+    }
+
+    /** The oldest unacknowledged message of a consumer: the first of its filter after its ack floor. */
+    async function oldestUnacked(stream: StreamState, ci: ConsumerInfo): Promise<StoredTime | undefined> {
+      const floor = ci.ack_floor.stream_seq;
+      const lag = ci.num_pending + ci.num_ack_pending;
+      // Nothing waits, except possibly (2.9) a delivered message that exhausted max-deliver, which
+      // keeps the floor below the delivered sequence with lag 0.
+      if (lag === 0 && floor >= ci.delivered.stream_seq) return undefined;
+      const filters = filterSubjectsOf(ci);
+      const found = await Promise.all(
+        (filters.length > 0 ? filters : [">"]).map((f) => readNext(stream, floor + 1, f)),
+      );
+      let oldest: StoredTime | undefined;
+      for (const m of found) if (m && (!oldest || m.seq < oldest.seq)) oldest = m;
+      if (lag === 0 && oldest && oldest.seq > ci.delivered.stream_seq) return undefined;
+      return oldest;
+    }
+
+    function toConsumerState(
+      stream: StreamState,
+      ci: ConsumerInfo,
+      oldest: StoredTime | undefined,
+    ): ConsumerState {
+      const cfg = ci.config;
+      const filterSubjects = filterSubjectsOf(ci);
+      const { kind, role } = classifyConsumer(prefix, stream, ci.name, filterSubjects, rolePattern);
+      const key = consumerKey(stream.name, ci.name);
+      const ackWaitMs = (cfg.ack_wait ?? 30_000 * NS_PER_MS) / NS_PER_MS;
+      const lastAckMs = timeMs(ci.ack_floor.last_active);
+      const createdMs = timeMs(ci.created);
+      const history = observe(
+        histories.get(key),
+        {
+          atMs: started,
+          pending: ci.num_pending,
+          ackPending: ci.num_ack_pending,
+          deliveredConsumerSequence: ci.delivered.consumer_seq,
+          ackFloorStreamSequence: ci.ack_floor.stream_seq,
+          ackFloorConsumerSequence: ci.ack_floor.consumer_seq,
+          lastAckMs,
+          createdMs,
+          oldestUnackedMs: oldest?.ms,
+          unackedDelivered: oldest !== undefined && ci.num_pending + ci.num_ack_pending === 0,
+        },
+        windowSize,
+      );
+      nextHistories.set(key, history);
+      return {
+        stream: stream.name,
+        name: ci.name,
+        kind,
+        role,
+        filterSubjects,
+        deliverGroup: cfg.deliver_group,
+        ackPolicy: String(cfg.ack_policy),
+        durable: cfg.durable_name !== undefined && cfg.durable_name !== "",
+        sampleFrequency: cfg.sample_freq ?? "",
+        pending: ci.num_pending,
+        ackPending: ci.num_ack_pending,
+        redelivered: ci.num_redelivered,
+        waitingPulls: ci.num_waiting,
+        deliveredStreamSequence: ci.delivered.stream_seq,
+        deliveredConsumerSequence: ci.delivered.consumer_seq,
+        ackFloorStreamSequence: ci.ack_floor.stream_seq,
+        ackFloorConsumerSequence: ci.ack_floor.consumer_seq,
+        createdMs,
+        lastDeliveryMs: timeMs(ci.delivered.last_active),
+        lastAckMs,
+        ackWaitMs,
+        maxDeliver: cfg.max_deliver !== undefined && cfg.max_deliver > 0 ? cfg.max_deliver : -1,
+        oldestUnackedSequence: oldest?.seq,
+        oldestUnackedMs: oldest?.ms,
+        status: evaluateStatus(history, ackWaitMs, windowSize),
+      };
+    }
+
+    const nextHistories = new Map<string, ConsumerHistory>();
     try {
       const streams = new Map<string, StreamState>();
-      requests++;
-      const lister = ctx.jsm.streams.list();
-      for await (const si of lister) streams.set(si.config.name, toStreamState(ctx, si));
+      for (const si of await listAll(`${apiPrefix}.STREAM.LIST`, "streams")) {
+        if (!isOwnStream(si.config.name)) streams.set(si.config.name, toStreamState(prefix, si));
+      }
       const consumers = new Map<string, ConsumerState>();
       await Promise.all(
-        [...streams.values()].map((stream) =>
-          limit(async () => {
-            requests++;
-            for await (const ci of ctx.jsm.consumers.list(stream.name)) {
-              consumers.set(consumerKey(stream.name, ci.name), toConsumerState(ctx, stream, ci, rolePattern));
+        [...streams.values()].map(async (stream) => {
+          if (stream.consumers === 0) return;
+          let infos: ConsumerInfo[];
+          try {
+            infos = await listAll(`${apiPrefix}.CONSUMER.LIST.${stream.name}`, "consumers");
+          } catch (err) {
+            // Deleted since the stream list: it is gone, like its consumers.
+            if (err instanceof JetStreamApiError && err.errCode === STREAM_NOT_FOUND) {
+              streams.delete(stream.name);
+              return;
             }
-          }),
-        ),
+            throw err;
+          }
+          const states = await Promise.all(
+            infos.map(async (ci) => toConsumerState(stream, ci, await oldestUnacked(stream, ci))),
+          );
+          for (const state of states) consumers.set(consumerKey(state.stream, state.name), state);
+        }),
       );
+      if (stopped) return;
+      const settled = new Map<string, StoredTime>();
+      for (const [key, read] of nextReads) {
+        const value = await read;
+        if (value !== undefined) settled.set(key, value);
+      }
+      reads = settled;
+      histories = nextHistories;
       const result: PollResult = { at: started, streams, consumers, requests };
       org.jetstream.applyPoll(result);
       health.pollsCompleted++;
@@ -119,22 +304,35 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
     }
   }
 
-  function pollNow(): Promise<void> {
-    if (!inFlight) inFlight = poll().finally(() => (inFlight = undefined));
+  function startPoll(): Promise<void> {
+    inFlight = poll().finally(() => (inFlight = undefined));
     return inFlight;
   }
 
+  /** At most one poll runs; a caller arriving during one gets the next (shared with others waiting). */
+  function pollNow(): Promise<void> {
+    if (!inFlight) return startPoll();
+    if (!queued) {
+      queued = inFlight.then(() => {
+        queued = undefined;
+        return startPoll();
+      });
+    }
+    return queued;
+  }
+
   const timer = setInterval(() => {
-    if (!stopped) void pollNow();
+    if (!stopped && !inFlight) void startPoll();
   }, config["poll-interval"]);
-  void pollNow();
+  void startPoll();
 
   return {
     pollNow,
     async stop() {
       stopped = true;
       clearInterval(timer);
-      await inFlight;
+      // A poll stuck on an unreachable server must not hold shutdown for its request timeout.
+      await Promise.race([inFlight, new Promise((r) => setTimeout(r, 1000).unref())]);
     },
   };
 }

@@ -1,7 +1,61 @@
-// Organization events: a subscription to {prefix}.org.events feeding model.agents (event counts) and model.tasks (completion signals).
-// (Placeholder until issue #3 lands.)
+// Organization events: a subscription to {prefix}.org.events (core NATS) feeding model.agents
+// (counts by type and role) and model.tasks (explicit completion signals of chains).
+import { completionOutcome, parseEventMessage } from "../logic/event-message.js";
+import { LabelCap } from "../logic/label-cap.js";
+import type { Logger } from "../log.js";
+import type { Organization } from "../model/organization.js";
+import type { MessageHandler } from "./agent-status.js";
+import { invalidReporter } from "./invalid-input.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
-export async function startOrgEvents(_ctx: SourceContext): Promise<RunningSource> {
-  return { stop: async () => undefined };
+const CAPPED_METRIC = "orgwatch_events_total";
+
+/** Handles one event; never throws (everything refused is counted). */
+export function createEventHandler(org: Organization, log: Logger): MessageHandler {
+  const { agents, health, tasks } = org;
+  const refuse = invalidReporter(health, log, "event");
+  const max = org.config["labels.max-values"];
+  const overflow = () => health.countOverflow(CAPPED_METRIC);
+  const types = new LabelCap(max, overflow);
+  // Roles orgwatch already knows cost no new series; only the others are capped.
+  const roles = new LabelCap(max, overflow);
+  return (subject, data) => {
+    const parsed = parseEventMessage(data);
+    if (!parsed.ok) return refuse(parsed.reason, subject);
+    const event = parsed.value;
+    agents.eventMessages++;
+    const role = event.role === "" || agents.isKnown(event.role) ? event.role : roles.admit(event.role);
+    agents.recordEvent(types.admit(event.type), role);
+    const outcome = completionOutcome(event.type);
+    if (outcome && event.taskId !== undefined) {
+      tasks.recordCompletionSignal({
+        taskId: event.taskId,
+        outcome,
+        atMs: event.tsMs ?? Date.now(),
+        ...(event.role !== "" ? { role: event.role } : {}),
+      });
+    }
+  };
+}
+
+export async function startOrgEvents(ctx: SourceContext): Promise<RunningSource> {
+  const handle = createEventHandler(ctx.org, ctx.log);
+  const sub = ctx.nc.subscribe(`${ctx.org.subjectPrefix}.org.events`, {
+    callback: (err, msg) => {
+      if (err) ctx.log.warn({ err: err.message }, "event subscription error");
+      else {
+        // The handler never throws on input; this guards the subscription against a bug downstream.
+        try {
+          handle(msg.subject, msg.data);
+        } catch (e) {
+          ctx.log.error({ err: (e as Error).message }, "event handler failed");
+        }
+      }
+    },
+  });
+  return {
+    async stop() {
+      sub.unsubscribe();
+    },
+  };
 }
