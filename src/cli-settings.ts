@@ -5,14 +5,36 @@ import { ConfigError, envName, SETTINGS, type Config, type Setting } from "./con
 
 export const EXIT_CONFIG = 2;
 
+/**
+ * The simulator is an organization, not a watcher: besides its own settings it takes only the
+ * connection, the subject prefix and logging.
+ */
+const SIMULATOR_SHARED_SETTINGS = /^(nats-|subject-prefix$|log\.)/;
+
+export const COMMANDS = ["run", "demo", "check", "simulate"] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+/** Whether `command` takes `setting` (also how the README's configuration reference lists it). */
+export function usedBy(setting: Setting, command: CommandName): boolean {
+  if (setting.commands) return setting.commands.includes(command);
+  if (command === "simulate") return SIMULATOR_SHARED_SETTINGS.test(setting.key);
+  // The demo runs a nats-server of its own.
+  if (command === "demo") return !setting.key.startsWith("nats-");
+  return true;
+}
+
 /** Adds --config and one flag per setting used by `command`. */
-export function addSettingOptions(cmd: Command, command: "run" | "demo" | "check"): Command {
+export function addSettingOptions(
+  cmd: Command,
+  command: CommandName,
+  commandDefaults: FlagValues = {},
+): Command {
   cmd.option("--config <file>", "YAML file of settings (keys as the flags, without dashes)");
   for (const setting of SETTINGS as readonly Setting[]) {
-    if (setting.commands && !setting.commands.includes(command)) continue;
+    if (!usedBy(setting, command)) continue;
     const envs = [envName(setting.key), ...(setting.aliasEnv ?? [])].join(", ");
-    const shown =
-      setting.default !== undefined && setting.default !== "" ? ` (default ${setting.default})` : "";
+    const fallback = commandDefaults[setting.key] ?? setting.default;
+    const shown = fallback !== undefined && fallback !== "" ? ` (default ${String(fallback)})` : "";
     const flags = setting.type === "boolean" ? `--${setting.key} [bool]` : `--${setting.key} <value>`;
     const option = new Option(flags, `${setting.description}${shown}; env ${envs}`);
     if (setting.choices) option.choices(setting.choices);
@@ -22,7 +44,11 @@ export function addSettingOptions(cmd: Command, command: "run" | "demo" | "check
 }
 
 /** The command's Config: flags > environment > --config file > defaults. Exits 2 on a bad value. */
-export function configFromCommand(cmd: Command, env: NodeJS.ProcessEnv = process.env): Config {
+export function configFromCommand(
+  cmd: Command,
+  env: NodeJS.ProcessEnv = process.env,
+  commandDefaults: FlagValues = {},
+): Config {
   const opts = cmd.opts<Record<string, string | boolean | undefined>>();
   const flags: FlagValues = {};
   for (const option of cmd.options) {
@@ -32,7 +58,12 @@ export function configFromCommand(cmd: Command, env: NodeJS.ProcessEnv = process
     if (value !== undefined) flags[key] = value;
   }
   try {
-    return loadConfig(flags, env, (opts["config"] as string | undefined) ?? env["ORGWATCH_CONFIG"]);
+    return loadConfig(
+      flags,
+      env,
+      (opts["config"] as string | undefined) ?? env["ORGWATCH_CONFIG"],
+      commandDefaults,
+    );
   } catch (err) {
     if (err instanceof ConfigError) exitWithConfigError(err.message);
     throw err;

@@ -4,29 +4,11 @@ import { Command, CommanderError } from "commander";
 import { addSettingOptions, configFromCommand, EXIT_CONFIG, exitWithConfigError } from "./cli-settings.js";
 import { ConfigError } from "./config/schema.js";
 import { startDaemon } from "./daemon.js";
-import { demoCommand } from "./demo/command.js";
+import { demoCommand, simulateCommand } from "./demo/command.js";
 import { checkCommand } from "./check/command.js";
 import { VERSION } from "./version.js";
 import { createLogger } from "./log.js";
-
-/** Stops `stop` on the first SIGINT/SIGTERM; a second signal, or 5 s, forces the exit. */
-export function onShutdownSignal(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    const force = setTimeout(() => process.exit(1), 4500);
-    force.unref();
-    void stop()
-      .catch(() => undefined)
-      .finally(() => {
-        clearTimeout(force);
-        process.exit(signal === "SIGINT" ? 0 : 0);
-      });
-  };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
-}
+import { onShutdownSignal } from "./shutdown.js";
 
 function runCommand(): Command {
   const cmd = new Command("run").description("run the daemon (the default command)");
@@ -48,6 +30,7 @@ const program = new Command("orgwatch")
   .configureOutput({ outputError: (str, write) => write(`orgwatch: ${str.replace(/^error: /, "")}`) });
 program.addCommand(runCommand(), { isDefault: true });
 program.addCommand(demoCommand());
+program.addCommand(simulateCommand());
 program.addCommand(checkCommand());
 for (const cmd of program.commands) {
   cmd.exitOverride();

@@ -50,12 +50,14 @@ function readConfigFile(path: string): Record<string, string> {
 
 /**
  * Precedence: flags > ORGWATCH_* environment (and aliases such as NATS_URL) > YAML file > defaults.
+ * `commandDefaults` replace the table's defaults for one command (the demo polls every 2 s).
  * Throws ConfigError naming the offending setting; the CLI turns that into one line and exit code 2.
  */
 export function loadConfig(
   flags: FlagValues,
   env: NodeJS.ProcessEnv = process.env,
   configFile?: string,
+  commandDefaults: FlagValues = {},
 ): Config {
   const file = configFile ? readConfigFile(configFile) : {};
   const out: Record<string, unknown> = {};
@@ -74,7 +76,8 @@ export function loadConfig(
       raw = file[setting.key];
       source = `${setting.key} (in ${configFile})`;
     } else {
-      raw = setting.default;
+      const commandDefault = commandDefaults[setting.key];
+      raw = commandDefault === undefined ? setting.default : String(commandDefault);
       source = `--${setting.key}`;
     }
     out[setting.key] = raw === undefined ? undefined : parseSettingValue(setting, raw, source);
@@ -118,6 +121,8 @@ function validate(c: Config): void {
   if (c["consumer.status-window"] < 2)
     throw new ConfigError("--consumer.status-window", "must be at least 2 polls");
   if (c["labels.max-values"] < 1) throw new ConfigError("--labels.max-values", "must be at least 1");
+  if (c.pace < 1 || c.pace > 6000) throw new ConfigError("--pace", "must be between 1 and 6000");
+  if (c.agents < 3 || c.agents > 10_000) throw new ConfigError("--agents", "must be between 3 and 10000");
   try {
     const re = new RegExp(c["broadcast.role-pattern"]);
     if (!/\((?!\?)/.test(re.source)) throw new Error("it needs a capture group for the role");

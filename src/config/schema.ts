@@ -16,8 +16,8 @@ export interface Setting {
   readonly aliasEnv?: readonly string[];
   /** Secrets are never logged or shown in /. */
   readonly secret?: boolean;
-  /** Which commands use it; all of them when absent. */
-  readonly commands?: readonly ("run" | "demo" | "check")[];
+  /** Which commands use it; run, demo and check when absent (see addSettingOptions for simulate). */
+  readonly commands?: readonly ("run" | "demo" | "check" | "simulate")[];
 }
 
 export const SETTINGS = [
@@ -120,6 +120,29 @@ export const SETTINGS = [
     description: "storage of the advisory stream",
     default: "file",
   },
+  {
+    key: "advisories.retention",
+    type: "enum",
+    choices: ["limits", "workqueue"],
+    description:
+      "retention of the advisory stream: limits keeps advisories for max-age (others may read them too), workqueue drops each once orgwatch handled it",
+    default: "limits",
+  },
+  {
+    key: "advisories.ack-wait",
+    type: "duration",
+    description:
+      "how long an advisory being handled by an orgwatch that died stays unavailable before the next orgwatch handles it",
+    default: "30s",
+  },
+  {
+    key: "advisories.ack-samples",
+    type: "enum",
+    choices: ["subscribe", "capture", "off"],
+    description:
+      "sampled acks ($JS.EVENT.METRIC.CONSUMER.ACK.>) for orgwatch_task_processing_seconds: a plain subscription (high volume, loss acceptable), captured in the advisory stream (none lost while orgwatch is down), or not read",
+    default: "subscribe",
+  },
 
   // Tasks and chains
   {
@@ -134,6 +157,26 @@ export const SETTINGS = [
     type: "duration",
     description: "a task still open after this long is exported as timed out",
     default: "24h",
+  },
+  {
+    key: "chains.retention",
+    type: "duration",
+    description:
+      "how long ended tasks are remembered for linking their follow-ups (in memory and in orgwatch's KV bucket)",
+    default: "72h",
+  },
+  {
+    key: "chains.max-tasks",
+    type: "integer",
+    description: "tasks remembered at most; beyond it the oldest ended ones are forgotten first",
+    default: "100000",
+  },
+  {
+    key: "chains.kv-bucket",
+    type: "string",
+    description:
+      "orgwatch's own NATS KV bucket holding chain state across restarts (must start with orgwatch; empty: not persisted)",
+    default: "orgwatch_chains",
   },
 
   // HTTP
@@ -202,6 +245,31 @@ export const SETTINGS = [
     description: "output: a table (coloured on a terminal) or JSON for CI",
     default: "text",
     commands: ["check"],
+  },
+
+  // The simulated organization (orgwatch demo, orgwatch simulate)
+  {
+    key: "pace",
+    type: "integer",
+    description:
+      "speed-up of the simulated organization over real time (its agents reason for up to 20 minutes; at 200 that is 6 s)",
+    default: "200",
+    commands: ["demo", "simulate"],
+  },
+  {
+    key: "agents",
+    type: "integer",
+    description:
+      "number of simulated agents: the story's six (ceo, cto, security, marketing, devops, finance), then steady analysts",
+    default: "6",
+    commands: ["demo", "simulate"],
+  },
+  {
+    key: "seed",
+    type: "integer",
+    description: "seed of the simulated organization: the same seed gives the same tasks in every stream",
+    default: "1",
+    commands: ["demo", "simulate"],
   },
 ] as const satisfies readonly Setting[];
 

@@ -96,6 +96,7 @@ const STORY: readonly AgentSpec[] = [
       ],
       everyMinutes: [35, 50],
       sla: { ackWithinMinutes: 30, completeWithinMinutes: 60 },
+      burst: 1,
       onComplete: "security_review",
     },
   },
@@ -122,6 +123,7 @@ const STORY: readonly AgentSpec[] = [
       titles: ["Rotate TLS certificates", "Resize the build cluster", "Upgrade NATS", "Patch base images"],
       everyMinutes: [12, 18],
       sla: { ackWithinMinutes: 30, completeWithinMinutes: 60 },
+      burst: 1,
       poison: 0.25,
     },
   },
@@ -180,6 +182,11 @@ export interface PlannedTask {
   readonly afterMinutes: number;
   readonly role: string;
   readonly task: TaskMessage;
+  /**
+   * The W3C trace context the CEO (an instrumented publisher) sends with the assignment as a
+   * `traceparent` header, so the chain joins the CEO's trace; chained tasks link by parent_task_id.
+   */
+  readonly traceparent: string;
   readonly poison: boolean;
 }
 
@@ -221,6 +228,7 @@ export function* assignments(seed: number, agent: AgentSpec, scale: Scale): Gene
     const id = taskId(random);
     const title = random.pick(plan.titles);
     const poison = plan.poison !== undefined && (i === 0 || random.chance(plan.poison));
+    const traceparent = `00-${random.hex(32)}-${random.hex(16)}-01`;
     const task: TaskMessage = {
       task_id: id,
       type: plan.type,
@@ -234,7 +242,7 @@ export function* assignments(seed: number, agent: AgentSpec, scale: Scale): Gene
         },
       }),
     };
-    yield { afterMinutes, role: agent.role, task, poison };
+    yield { afterMinutes, role: agent.role, task, traceparent, poison };
   }
 }
 

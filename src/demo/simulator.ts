@@ -1,9 +1,9 @@
 // The simulated organization: the reference's agents at work over NATS JetStream, sped up by `pace`.
 // It only talks NATS (it knows nothing of orgwatch's model), so the demo, the tests and the benchmarks
 // watch it from outside exactly as they would a real organization.
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { silentLogger, type Logger } from "../log.js";
 import {
@@ -36,6 +36,8 @@ import {
 export interface SimulationOptions {
   /** NATS server URL(s). */
   readonly servers: string | string[];
+  /** Authentication and TLS, as for orgwatch's own connection. */
+  readonly connection?: Omit<ConnectionOptions, "servers" | "name">;
   readonly prefix?: string;
   /** Speed-up of simulated time: at 600 a 20-minute reasoning turn takes 2 s. */
   readonly pace?: number;
@@ -87,10 +89,13 @@ export async function startSimulatedOrganization(options: SimulationOptions): Pr
   const scale: Scale = { prefix, pace };
 
   const nc = await connect({
+    ...options.connection,
     servers: options.servers,
     name: "orgwatch-simulator",
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
+    // In a compose stack the simulator may start before NATS answers.
+    waitOnFirstConnect: true,
   });
   try {
     await ensureTopology(await jetstreamManager(nc), agents, scale);
@@ -122,6 +127,8 @@ class Simulation extends EventEmitter<SimulationEvents> implements SimulatedOrga
     private readonly log: Logger,
   ) {
     super();
+    // Every loop's sleeps listen on the one stop signal: a few per agent, by design.
+    setMaxListeners(0, this.abort.signal);
     const find = (b: AgentSpec["behaviour"]) => agents.find((a) => a.behaviour === b)?.role;
     this.story = {
       overloaded: find("overloaded"),
@@ -216,18 +223,26 @@ class Simulation extends EventEmitter<SimulationEvents> implements SimulatedOrga
       if (planned.afterMinutes > 0) await this.wait(planned.afterMinutes);
       while (this.open.get(agent.role)! >= maxOpen) await this.wait(1);
       if (planned.poison) this.poison.add(planned.task.task_id);
-      await this.publishTask(agent.role, planned.task, planned.poison);
+      await this.publishTask(agent.role, planned.task, planned.poison, planned.traceparent);
       this.nextAssignment.delete(agent.role);
       this.event("task.assigned", "ceo", { task_id: planned.task.task_id, assignee: agent.role });
     }
   }
 
-  private async publishTask(role: string, task: TaskMessage, poison: boolean): Promise<void> {
+  private async publishTask(
+    role: string,
+    task: TaskMessage,
+    poison: boolean,
+    traceparent?: string,
+  ): Promise<void> {
     this.open.set(role, this.open.get(role)! + 1);
+    const h = headers();
+    if (traceparent) h.set("traceparent", traceparent);
     try {
       // The task id as message id: a publish retried after a lost reply is stored once.
       const ack = await this.js.publish(tasksSubject(this.scale.prefix, role), JSON.stringify(task), {
         msgID: task.task_id,
+        headers: h,
       });
       this.emit("published", { role, task, poison, seq: ack.seq });
     } catch (err) {

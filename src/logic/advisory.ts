@@ -185,6 +185,7 @@ export const DEADLETTER_HEADERS = {
   time: "Orgwatch-Deadletter-Time",
   terminatedReason: "Orgwatch-Terminated-Reason",
   missing: "Orgwatch-Message-Missing",
+  payloadOmitted: "Orgwatch-Payload-Omitted",
 } as const;
 
 export const NATS_MSG_ID = "Nats-Msg-Id";
@@ -275,4 +276,23 @@ export function buildDeadLetter(
     missing: "the message is no longer in its stream (expired, deleted or purged)",
   };
   return { msgId, ledgerKey, headers, data: new TextEncoder().encode(JSON.stringify(record)) };
+}
+
+/** Bytes of a dead letter on the wire (payload and headers, roughly as NATS counts them). */
+export function deadLetterSize(letter: DeadLetter): number {
+  let size = letter.data.length + "NATS/1.0\r\n\r\n".length;
+  for (const [k, v] of letter.headers) size += k.length + v.length + 4;
+  return size;
+}
+
+/**
+ * The same dead letter without its payload, for an original too large to copy with orgwatch's
+ * headers added (the server's max_payload): headers and identity stay, so it is still routed once.
+ */
+export function withoutPayload(letter: DeadLetter, originalBytes: number): DeadLetter {
+  return {
+    ...letter,
+    headers: [...letter.headers, [DEADLETTER_HEADERS.payloadOmitted, `too large (${originalBytes} bytes)`]],
+    data: new Uint8Array(0),
+  };
 }

@@ -5,10 +5,11 @@
 // over a contiguous prefix of acknowledged messages, so a broadcast is counted as acknowledged by an
 // agent when that agent's ack floor passes it; a later broadcast acked before an earlier one is
 // counted when the floor passes it, never before and never twice. Its ack time is the sampled ack's
-// exact time when a sample for it arrived first; otherwise the time the consumer last acked as the
-// server reports it (2.10+: an upper bound, at most one poll late), otherwise the time orgwatch saw
-// the floor past it. Unacknowledged counts come from the server's own counters (pending + ack
-// pending), so out-of-order acks are exact there.
+// exact time when a sample for it arrived first; otherwise the consumer's last ack time as the
+// server reports it (ack_floor.last_active, present on 2.9.10 too: an upper bound, late by the time
+// between this broadcast's ack and the floor passing it), otherwise the time orgwatch saw the floor
+// past it (at most one poll late). Unacknowledged counts come from the server's own counters
+// (pending + ack pending), so out-of-order acks are exact there. docs/agents-and-broadcasts.md.
 import { EventEmitter } from "node:events";
 import { consumerKey, type PollResult } from "./jetstream.js";
 import type { StreamMessageRef } from "./tasks.js";
@@ -66,6 +67,18 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
   private readonly samples = new Map<string, Map<number, number>>();
   private sampleCount = 0;
   private broadcastStreams = new Set<string>();
+  /** Passed ranges handed out by applyPoll and not yet observed (their stored times are being read). */
+  private rangesInFlight = 0;
+
+  /** Sampled acks held until their consumer's ack floor passes them. */
+  get pendingSamples(): number {
+    return this.sampleCount;
+  }
+
+  /** Whether some acknowledged broadcasts are still being read before being observed. */
+  get observing(): boolean {
+    return this.rangesInFlight > 0;
+  }
 
   /**
    * Takes a poll: refreshes the consumers' view and returns what each ack floor passed since the
@@ -119,6 +132,7 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
     this.consumers = consumers;
     this.broadcastStreams = streams;
     this.hasBroadcasts = hasBroadcasts;
+    this.rangesInFlight += passed.length;
     return passed;
   }
 
@@ -127,6 +141,7 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
    * sequence; sequences absent from it were deleted, not this consumer's, or unreadable).
    */
   observePassed(range: PassedRange, storedMs: ReadonlyMap<number, number>): void {
+    this.rangesInFlight = Math.max(0, this.rangesInFlight - 1);
     const key = consumerKey(range.stream, range.consumer);
     const sampled = this.samples.get(key);
     for (let seq = range.from; seq <= range.to; seq++) {

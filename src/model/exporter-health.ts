@@ -7,6 +7,8 @@ export class ExporterHealth {
   natsReconnects = 0;
   pollsCompleted = 0;
   pollErrors = 0;
+  /** Why the last failed poll failed (orgwatch check reports it). */
+  lastPollError: string | undefined;
   lastPollDurationSeconds: number | undefined;
   lastPollSuccessMs: number | undefined;
   /** Counts by `${source}\u0000${reason}`; reasons are a fixed vocabulary chosen by the parser. */

@@ -15,7 +15,7 @@ export class Organization {
   readonly agents: AgentsModel;
   readonly broadcasts = new BroadcastsModel();
   readonly deadLetters = new DeadLettersModel();
-  readonly tasks = new TasksModel();
+  readonly tasks: TasksModel;
   readonly findings = new FindingsModel();
 
   readonly subjectPrefix: string;
@@ -23,5 +23,14 @@ export class Organization {
   constructor(readonly config: Config) {
     this.subjectPrefix = config["subject-prefix"];
     this.agents = new AgentsModel(config.roles, this.jetstream);
+    this.tasks = new TasksModel(
+      {
+        inferWindowMs: config["chains.infer-window"],
+        taskTimeoutMs: config["chains.task-timeout"],
+        retentionMs: config["chains.retention"],
+        maxTasks: config["chains.max-tasks"],
+      },
+      this.jetstream,
+    );
   }
 }

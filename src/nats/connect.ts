@@ -8,9 +8,42 @@ import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { ExporterHealth } from "../model/exporter-health.js";
 
+/** scheme://, user-info, the rest. */
+const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i;
+
+function splitUserInfo(info: string): [string, string | undefined] {
+  const colon = info.indexOf(":");
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
+  return colon < 0
+    ? [decode(info), undefined]
+    : [decode(info.slice(0, colon)), decode(info.slice(colon + 1))];
+}
+
 export function connectionOptions(config: Config): ConnectionOptions {
+  // nats.js ignores credentials written into a URL (the Go client and the nats CLI honour them):
+  // take them out, use them unless given explicitly, and never hand them on (or log them).
+  const servers: string[] = [];
+  let urlUser: string | undefined;
+  let urlPass: string | undefined;
+  for (const url of config["nats-url"]) {
+    const m = USER_INFO.exec(url);
+    if (!m) {
+      servers.push(url);
+      continue;
+    }
+    servers.push(m[1]! + m[3]!);
+    const [user, pass] = splitUserInfo(m[2]!);
+    urlUser ??= user;
+    urlPass ??= pass;
+  }
   const options: ConnectionOptions = {
-    servers: config["nats-url"],
+    servers,
     name: "orgwatch",
     reconnect: true,
     maxReconnectAttempts: -1,
@@ -18,7 +51,18 @@ export function connectionOptions(config: Config): ConnectionOptions {
     // A NATS restart should be noticed within seconds, not after the default 2 minutes of pings.
     pingInterval: 10_000,
     maxPingOut: 2,
+    // nats.js gives up for good after the same auth error twice in a row; credentials being rotated
+    // on the server must not leave orgwatch disconnected forever, so it keeps trying.
+    ignoreAuthErrorAbort: true,
   };
+  if (urlUser !== undefined && config["nats-user"] === undefined && config["nats-token"] === undefined) {
+    // `nats://token@host` carries a token, `nats://user:pass@host` a user and password.
+    if (urlPass === undefined) options.token = urlUser;
+    else {
+      options.user = urlUser;
+      options.pass = urlPass;
+    }
+  }
   if (config["nats-user"] !== undefined) {
     options.user = config["nats-user"];
     options.pass = config["nats-password"];
@@ -38,6 +82,11 @@ export function connectionOptions(config: Config): ConnectionOptions {
     };
   }
   return options;
+}
+
+/** A server URL as it may be logged: credentials in its user-info part (`nats://user:pass@host`) hidden. */
+export function redactUrl(url: string): string {
+  return url.replace(USER_INFO, "$1***@$3");
 }
 
 export interface NatsLink {
@@ -64,7 +113,7 @@ export function startNatsLink(config: Config, health: ExporterHealth, log: Logge
         break;
       } catch (err) {
         log.warn(
-          { err: (err as Error).message, servers: config["nats-url"] },
+          { err: (err as Error).message, servers: config["nats-url"].map(redactUrl) },
           "cannot connect to NATS; retrying",
         );
         await new Promise<void>((resolve) => {
@@ -80,14 +129,22 @@ export function startNatsLink(config: Config, health: ExporterHealth, log: Logge
     void (async () => {
       for await (const s of conn.status()) {
         switch (s.type) {
+          // nats.js reports a "disconnect" for every failed attempt while reconnecting, and then one
+          // "reconnect" per attempt made: only transitions count, so the counter is one per outage.
           case "disconnect":
+            if (health.natsConnected) log.warn({ server: s.server }, "disconnected from NATS");
+            else log.debug({ server: s.server }, "reconnection attempt failed");
             health.natsConnected = false;
-            log.warn({ server: s.server }, "disconnected from NATS");
+            break;
+          case "reconnecting":
+            log.debug("reconnecting to NATS");
             break;
           case "reconnect":
+            if (!health.natsConnected) {
+              health.natsReconnects++;
+              log.info({ server: s.server }, "reconnected to NATS");
+            }
             health.natsConnected = true;
-            health.natsReconnects++;
-            log.info({ server: s.server }, "reconnected to NATS");
             break;
           case "error":
             log.warn({ err: s.error.message }, "NATS error");

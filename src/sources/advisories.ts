@@ -1,7 +1,325 @@
-// JetStream advisories captured in orgwatch's own stream: dead-letter routing, naks, terms, sampled acks.
-// (Placeholder until issue #4 lands.)
+// JetStream advisories captured in orgwatch's own stream, read through a durable consumer, so that
+// advisories published while orgwatch is down or restarting are handled when it comes back:
+// - max-deliveries: the message is counted once and routed to the dead-letter subject (see
+//   deadletter-router.ts), and the advisory is acked only after that;
+// - naks and terms: counted;
+// - sampled acks ($JS.EVENT.METRIC.CONSUMER.ACK.>): a plain subscription by default (high volume,
+//   losing some is acceptable), or captured in the stream too (`advisories.ack-samples capture`).
+// Everything goes into the model: org.deadLetters (counters, processing times) and org.tasks /
+// org.broadcasts (what happened to each message).
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  JetStreamError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JsMsg,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import type { Msg, Subscription } from "@nats-io/transport-node";
+import {
+  ACK_SAMPLE_SUBJECT,
+  CONSUMER_ADVISORY_SUBJECTS,
+  parseAckSample,
+  parseConsumerAdvisory,
+  type AckSample,
+  type ConsumerAdvisory,
+} from "../logic/advisory.js";
+import type { StreamMessageRef } from "../model/tasks.js";
+import { ConsumerDirectory } from "./consumer-directory.js";
+import { DeadLetterRouter, LEDGER_BUCKET } from "./deadletter-router.js";
+import { invalidReporter } from "./invalid-input.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
-export async function startAdvisories(_ctx: SourceContext): Promise<RunningSource> {
-  return { stop: async () => undefined };
+/** orgwatch's durable consumer on its advisory stream (instances sharing a server share the work). */
+export const ADVISORY_CONSUMER = "orgwatch";
+
+const BATCH = 128;
+const FETCH_EXPIRES_MS = 2_000;
+const RETRY_MS = 1_000;
+/** Dead letters remembered as counted by this process, so a replayed advisory is not counted twice. */
+const MAX_REMEMBERED = 100_000;
+const OWN_KV_STREAM = "KV_" + LEDGER_BUCKET;
+
+const nanos = (ms: number) => Math.round(ms * 1_000_000);
+
+export async function startAdvisories(ctx: SourceContext): Promise<RunningSource> {
+  const { nc, js, jsm, config, org, log } = ctx;
+  const streamName = config["advisories.stream"];
+  const route = config["deadletter.route"];
+  const deadLetterSubject = config["deadletter.subject"] ?? `${config["subject-prefix"]}.org.deadletter`;
+  const ackSamples = config["advisories.ack-samples"];
+  const directory = new ConsumerDirectory(ctx);
+  const invalidAdvisory = invalidReporter(org.health, log, "advisory");
+  const invalidSample = invalidReporter(org.health, log, "ack_sample");
+  const counted = new Set<string>();
+  let router: DeadLetterRouter | undefined;
+  let stopped = false;
+  let stopFetch: (() => void) | undefined;
+  let wake: (() => void) | undefined;
+
+  const onPoll = (...[result, previous]: Parameters<typeof org.deadLetters.forgetVanished>) => {
+    org.deadLetters.forgetVanished(result, previous);
+    router?.refreshTarget();
+  };
+  org.jetstream.on("polled", onPoll);
+
+  const isOwnStream = (stream: string) => stream === streamName || stream === OWN_KV_STREAM;
+
+  function refOf(a: {
+    stream: string;
+    consumer: string;
+    streamSequence: number;
+    deliveries: number;
+    atMs: number;
+  }): StreamMessageRef {
+    return {
+      stream: a.stream,
+      consumer: a.consumer,
+      streamSequence: a.streamSequence,
+      deliveries: a.deliveries,
+      atMs: a.atMs,
+    };
+  }
+
+  async function labelsFor(stream: string, consumer: string, metric: string) {
+    const id = await directory.identify(stream, consumer);
+    if (id.overflow) org.health.countOverflow(metric);
+    return id;
+  }
+
+  /** Counts a dead letter once per process (the ledger key identifies the message's death). */
+  function countOnce(key: string, count: () => void): void {
+    if (counted.has(key)) return;
+    if (counted.size >= MAX_REMEMBERED) counted.delete(counted.values().next().value!);
+    counted.add(key);
+    count();
+  }
+
+  async function onMaxDeliveries(advisory: ConsumerAdvisory, redelivered: boolean): Promise<void> {
+    const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_deadletter_messages_total");
+    const count = () => {
+      org.deadLetters.countDeadLetter(id.labels);
+      org.tasks.recordDeadLetter(refOf(advisory));
+    };
+    const plainKey = `${advisory.stream}\u0000${advisory.consumer}\u0000${advisory.streamSequence}`;
+    // A message dying on the dead-letter stream itself is counted, never routed: that would loop.
+    const fromDeadLetters =
+      id.kind === "deadletter" ||
+      (router !== undefined && advisory.stream === (await router.deadLetterStream()));
+    if (!router || fromDeadLetters) return countOnce(plainKey, count);
+
+    const result = await router.route(advisory);
+    // Already routed: by an earlier attempt at this advisory that died before acking it (counted
+    // here, since that process's count died with it), or a second advisory for the same death /
+    // a replay of a handled one (the advisory's first delivery to orgwatch: not counted again).
+    if (result.published || redelivered) countOnce(result.ledgerKey, count);
+    if (result.published) {
+      log.info(
+        {
+          stream: advisory.stream,
+          consumer: advisory.consumer,
+          seq: advisory.streamSequence,
+          deliveries: advisory.deliveries,
+          missing: result.missing,
+          subject: router.subject,
+        },
+        "dead letter routed",
+      );
+    }
+  }
+
+  async function onAdvisory(advisory: ConsumerAdvisory, redelivered: boolean): Promise<void> {
+    if (isOwnStream(advisory.stream)) return;
+    switch (advisory.kind) {
+      case "max_deliveries":
+        return onMaxDeliveries(advisory, redelivered);
+      case "nak": {
+        const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_naks_total");
+        org.deadLetters.countNak(id.labels);
+        org.tasks.recordNak(refOf(advisory));
+        return;
+      }
+      case "terminated": {
+        const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_terminated_total");
+        org.deadLetters.countTerminated(id.labels);
+        // The task model's contract: a terminated message is done for good, like a dead letter.
+        org.tasks.recordDeadLetter(refOf(advisory));
+        return;
+      }
+    }
+  }
+
+  async function onAckSample(sample: AckSample): Promise<void> {
+    if (isOwnStream(sample.stream)) return;
+    const ref = refOf(sample);
+    org.tasks.recordAck(ref);
+    org.broadcasts.recordAck(ref);
+    const id = await directory.identify(sample.stream, sample.consumer);
+    // Only tasks: broadcasts have their own histogram, and other traffic is not an agent's work.
+    if (id.kind !== "tasks") return;
+    org.deadLetters.observeProcessing({ role: id.role, seconds: sample.ackSeconds, ref });
+  }
+
+  /** One captured message; resolves when it may be acked, throws when it must be handled again later. */
+  async function handle(m: JsMsg): Promise<void> {
+    if (m.subject.startsWith("$JS.EVENT.METRIC.")) {
+      const parsed = parseAckSample(m.data, Date.now());
+      if (!parsed.ok) return invalidSample(parsed.reason, m.subject);
+      return onAckSample(parsed.value);
+    }
+    const parsed = parseConsumerAdvisory(m.data, Date.now());
+    if (!parsed.ok) return invalidAdvisory(parsed.reason, m.subject);
+    await onAdvisory(parsed.value, m.info.deliveryCount > 1);
+  }
+
+  async function ensureStream(): Promise<void> {
+    const subjects: string[] = [...CONSUMER_ADVISORY_SUBJECTS];
+    if (ackSamples === "capture") subjects.push(ACK_SAMPLE_SUBJECT);
+    const maxAge = nanos(config["advisories.max-age"]);
+    try {
+      const si = await jsm.streams.info(streamName);
+      const have = [...(si.config.subjects ?? [])].sort().join(" ");
+      if (have !== [...subjects].sort().join(" ") || si.config.max_age !== maxAge) {
+        await jsm.streams.update(streamName, { ...si.config, subjects, max_age: maxAge });
+        log.info({ stream: streamName, subjects }, "advisory stream updated");
+      }
+      if (
+        si.config.storage !== config["advisories.storage"] ||
+        si.config.retention !== config["advisories.retention"]
+      ) {
+        log.warn(
+          { stream: streamName, storage: si.config.storage, retention: si.config.retention },
+          "the advisory stream exists with another storage or retention; it is used as it is (delete it to change them)",
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+      const cfg: Partial<StreamConfig> & { name: string } = {
+        name: streamName,
+        description: "JetStream advisories captured by orgwatch (dead letters, naks, terms)",
+        subjects,
+        retention:
+          config["advisories.retention"] === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+        storage: config["advisories.storage"] === "memory" ? StorageType.Memory : StorageType.File,
+        max_age: maxAge,
+        discard: DiscardPolicy.Old,
+      };
+      await jsm.streams.add(cfg);
+      log.info({ stream: streamName, subjects }, "advisory stream created");
+    }
+  }
+
+  async function ensureConsumer(): Promise<void> {
+    const ackWait = nanos(config["advisories.ack-wait"]);
+    const cfg: Partial<ConsumerConfig> = {
+      durable_name: ADVISORY_CONSUMER,
+      description: "orgwatch: dead-letter routing and delivery metrics",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: ackWait,
+      max_ack_pending: 4 * BATCH,
+    };
+    try {
+      const ci = await jsm.consumers.info(streamName, ADVISORY_CONSUMER);
+      if (ci.config.ack_wait !== ackWait)
+        await jsm.consumers.update(streamName, ADVISORY_CONSUMER, { ack_wait: ackWait });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+      await jsm.consumers.add(streamName, cfg);
+    }
+  }
+
+  async function setUp(): Promise<void> {
+    await ensureStream();
+    await ensureConsumer();
+    if (route && !router) {
+      router = await DeadLetterRouter.open(nc, js, jsm, {
+        subject: deadLetterSubject,
+        storage: config["advisories.storage"],
+        // As long as advisories are kept (a replay cannot be older), and never under a day.
+        ledgerTtlMs: Math.max(config["advisories.max-age"], 24 * 3_600_000),
+      });
+    }
+  }
+
+  async function consumeBatches(): Promise<void> {
+    const consumer = await js.consumers.get(streamName, ADVISORY_CONSUMER);
+    while (!stopped) {
+      const batch = await consumer.fetch({ max_messages: BATCH, expires: FETCH_EXPIRES_MS });
+      stopFetch = () => batch.stop();
+      try {
+        for await (const m of batch) {
+          // A failure leaves the advisory unacked: it is handled again after the consumer's ack wait.
+          // The rest of the batch waits too (the same failure would most likely hit them).
+          await handle(m);
+          m.ack();
+        }
+      } catch (err) {
+        // A busy process can miss a pull's idle heartbeat: nothing is lost, the next pull goes on.
+        if (!(err instanceof JetStreamError && err.message === "heartbeats missed")) throw err;
+      } finally {
+        stopFetch = undefined;
+      }
+    }
+  }
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  async function run(firstSetUp: Promise<void>): Promise<void> {
+    let setUpDone = firstSetUp;
+    while (!stopped) {
+      try {
+        await setUpDone;
+        await consumeBatches();
+      } catch (err) {
+        if (stopped) break;
+        log.warn({ err: (err as Error).message, stream: streamName }, "advisories: retrying");
+        await sleep(RETRY_MS);
+        setUpDone = setUp();
+      }
+    }
+  }
+
+  // The stream exists once start resolves: from then on no advisory is missed.
+  const firstSetUp = setUp();
+  await firstSetUp.catch(() => undefined);
+  const loop = run(firstSetUp);
+
+  let sampleSub: Subscription | undefined;
+  if (ackSamples === "subscribe") {
+    sampleSub = nc.subscribe(ACK_SAMPLE_SUBJECT, {
+      callback: (err: Error | null, m: Msg) => {
+        if (err) return;
+        const parsed = parseAckSample(m.data, Date.now());
+        if (!parsed.ok) return invalidSample(parsed.reason, m.subject);
+        onAckSample(parsed.value).catch((e: unknown) =>
+          log.debug({ err: (e as Error).message }, "ack sample not observed"),
+        );
+      },
+    });
+  }
+
+  return {
+    async stop() {
+      stopped = true;
+      org.jetstream.off("polled", onPoll);
+      directory.close();
+      sampleSub?.unsubscribe();
+      stopFetch?.();
+      wake?.();
+      await loop;
+    },
+  };
 }

@@ -6,13 +6,14 @@
 // Cost of one poll: ceil(streams / page) stream-list requests, ceil(consumers / page) consumer-list
 // requests for each stream that has consumers (streams without consumers are not asked), and one
 // message read per distinct (stream, ack floor, filter) among consumers with unacknowledged work
-// that was not already read by an earlier poll.
+// that was not already read by an earlier poll. orgwatch's own streams and consumers (named with
+// OWN_CONSUMER_PREFIX) are left out: orgwatch is not part of the organization it watches.
 import pLimit from "p-limit";
 import type { ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
-import type { RunningSource, SourceContext } from "./source.js";
+import { OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
 
 export interface RunningPoller extends RunningSource {
   /** Runs a poll that starts after this call and resolves when its result is in the model. */
@@ -260,6 +261,9 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
 
     const nextHistories = new Map<string, ConsumerHistory>();
     try {
+      // While disconnected, requests would wait out their timeout in the client's buffer: fail now,
+      // so that the failure is visible at once and polls do not pile up behind it.
+      if (!health.natsConnected) throw new Error("not connected to NATS");
       const streams = new Map<string, StreamState>();
       for (const si of await listAll(`${apiPrefix}.STREAM.LIST`, "streams")) {
         if (!isOwnStream(si.config.name)) streams.set(si.config.name, toStreamState(prefix, si));
@@ -279,8 +283,11 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
             }
             throw err;
           }
+          const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
+          // The stream's consumer count is the organization's too.
+          if (theirs.length !== stream.consumers) streams.set(stream.name, { ...stream, consumers: theirs.length });
           const states = await Promise.all(
-            infos.map(async (ci) => toConsumerState(stream, ci, await oldestUnacked(stream, ci))),
+            theirs.map(async (ci) => toConsumerState(stream, ci, await oldestUnacked(stream, ci))),
           );
           for (const state of states) consumers.set(consumerKey(state.stream, state.name), state);
         }),
@@ -300,6 +307,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       health.lastPollDurationSeconds = (performance.now() - t0) / 1000;
     } catch (err) {
       health.pollErrors++;
+      health.lastPollError = (err as Error).message;
       log.warn({ err: (err as Error).message }, "JetStream poll failed; keeping the last values");
     }
   }

@@ -1,6 +1,6 @@
 // What every source of data is given, and what it gives back. A source reads NATS and writes into
 // the model; it never touches an exporter.
-import type { NatsConnection } from "@nats-io/transport-node";
+import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
@@ -13,6 +13,18 @@ export interface SourceContext {
   readonly config: Config;
   readonly org: Organization;
   readonly log: Logger;
+}
+
+/**
+ * Consumers orgwatch creates on the organization's streams (e.g. ordered consumers reading tasks)
+ * carry this name prefix (nats.js `name_prefix`), so that the poller does not report orgwatch as
+ * part of the organization it watches.
+ */
+export const OWN_CONSUMER_PREFIX = "orgwatch_";
+
+/** A unique `name_prefix` for an ordered consumer of orgwatch's own. */
+export function ownConsumerNamePrefix(): string {
+  return OWN_CONSUMER_PREFIX + nuid.next();
 }
 
 export interface RunningSource {

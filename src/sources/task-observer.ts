@@ -1,7 +1,152 @@
-// Task observation: every message on the task subjects, read by orgwatch's own ordered consumers.
-// (Placeholder until issue #5 lands.)
-import type { RunningSource, SourceContext } from "./source.js";
+// Task observation: every message on the task subjects, with its headers, stream sequence and
+// stored time, read by orgwatch's own ordered consumers (ephemeral, never acking anything, so the
+// agents' durable consumers are not disturbed). One reader per task stream the poller discovers,
+// started where the last run stopped (chain state in KV), or, the first time, at the agents'
+// oldest unacknowledged task (what is already acknowledged is history, not work to trace).
+// A timer lets time pass in the model (timeouts, SLAs, chain ends) and saves chain state.
+import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { classifySubject } from "../logic/classify.js";
+import { parseTaskMessage, parseTraceparent } from "../logic/task-message.js";
+import type { PollResult, StreamState } from "../model/jetstream.js";
+import { openChainStore, type ChainStore } from "./chain-store.js";
+import { invalidReporter } from "./invalid-input.js";
+import { ownConsumerNamePrefix, type RunningSource, type SourceContext } from "./source.js";
 
-export async function startTaskObserver(_ctx: SourceContext): Promise<RunningSource> {
-  return { stop: async () => undefined };
+/** How often time passes in the task model and chain state is saved. */
+const TICK_MS = 1000;
+const NS_PER_MS = 1_000_000;
+
+interface Reader {
+  readonly stream: string;
+  stop(): void;
+}
+
+/** Where a reader of `stream` starts when orgwatch has no read position for it. */
+function firstUnackedSequence(stream: StreamState, poll: PollResult): number {
+  let floor: number | undefined;
+  for (const c of poll.consumers.values()) {
+    if (c.stream !== stream.name || !c.durable) continue;
+    floor = Math.min(floor ?? Infinity, c.ackFloorStreamSequence);
+  }
+  return Math.max(stream.firstSequence, (floor ?? 0) + 1, 1);
+}
+
+export async function startTaskObserver(ctx: SourceContext): Promise<RunningSource> {
+  const { js, org, log, config } = ctx;
+  const prefix = config["subject-prefix"];
+  const tasks = org.tasks;
+  const refuse = invalidReporter(org.health, log, "task");
+  const readers = new Map<string, Reader>();
+  let stopped = false;
+
+  let store: ChainStore | undefined;
+  try {
+    store = await openChainStore(ctx);
+    if (store) {
+      const loaded = await store.load(tasks);
+      log.info(loaded, "chain state restored");
+    }
+  } catch (err) {
+    // Chains still work, but do not survive a restart.
+    log.warn({ err: (err as Error).message }, "chain state bucket unavailable; chains are not persisted");
+    store = undefined;
+  }
+
+  function handle(stream: string, m: JsMsg): void {
+    tasks.noteRead(stream, m.seq);
+    const { kind, role } = classifySubject(prefix, m.subject);
+    if (kind !== "tasks" || role === "") return; // another subject of a mixed stream
+    const parsed = parseTaskMessage(m.data);
+    if (!parsed.ok) return refuse(parsed.reason, m.subject);
+    tasks.observePublished({
+      message: parsed.value,
+      traceparent: parseTraceparent(m.headers?.get("traceparent") || undefined),
+      subject: m.subject,
+      role,
+      stream,
+      streamSequence: m.seq,
+      storedMs: Math.floor(m.info.timestampNanos / NS_PER_MS),
+    });
+  }
+
+  function startReader(stream: StreamState, poll: PollResult): Reader {
+    const cursor = tasks.cursor(stream.name);
+    const startSeq =
+      cursor !== undefined
+        ? Math.max(cursor + 1, stream.firstSequence, 1)
+        : firstUnackedSequence(stream, poll);
+    let messages: ConsumerMessages | undefined;
+    let done = false;
+    const reader: Reader = {
+      stream: stream.name,
+      stop() {
+        done = true;
+        void messages?.close().catch(() => undefined);
+      },
+    };
+    void (async () => {
+      try {
+        const consumer = await js.consumers.get(stream.name, {
+          name_prefix: ownConsumerNamePrefix(),
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: startSeq,
+        });
+        if (done) return;
+        messages = await consumer.consume();
+        for await (const m of messages) {
+          try {
+            handle(stream.name, m);
+          } catch (err) {
+            // Input never throws (it is counted); this guards the reader against a bug downstream.
+            log.error({ err: (err as Error).message, stream: stream.name }, "task handler failed");
+          }
+          if (done) break;
+        }
+      } catch (err) {
+        if (!done) log.warn({ err: (err as Error).message, stream: stream.name }, "task reader stopped");
+      } finally {
+        // A reader that ended by itself (stream deleted, error) is started again after the next poll.
+        if (readers.get(stream.name) === reader) readers.delete(stream.name);
+      }
+    })();
+    return reader;
+  }
+
+  function syncReaders(poll: PollResult): void {
+    if (stopped) return;
+    for (const stream of poll.streams.values()) {
+      if (stream.kind !== "tasks" || readers.has(stream.name)) continue;
+      readers.set(stream.name, startReader(stream, poll));
+    }
+    for (const [name, reader] of readers) {
+      if (!poll.streams.has(name)) {
+        reader.stop();
+        readers.delete(name);
+      }
+    }
+  }
+
+  const onPolled = (poll: PollResult) => syncReaders(poll);
+  org.jetstream.on("polled", onPolled);
+  if (org.jetstream.current) syncReaders(org.jetstream.current);
+
+  const timer = setInterval(() => {
+    tasks.tick();
+    void store?.flush(tasks);
+  }, TICK_MS);
+  timer.unref();
+
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      org.jetstream.off("polled", onPolled);
+      for (const reader of readers.values()) reader.stop();
+      readers.clear();
+      tasks.tick();
+      // Twice: a flush already in flight may not include the last changes.
+      await store?.flush(tasks).catch(() => undefined);
+      await store?.flush(tasks).catch(() => undefined);
+    },
+  };
 }

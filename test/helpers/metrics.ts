@@ -18,6 +18,39 @@ function matches(have: Record<string, string> | undefined, want: Record<string, 
   return Object.entries(want).every(([k, v]) => (have?.[k] ?? "") === v);
 }
 
+const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL_PAIR = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+interface HistogramSeries {
+  labels: Record<string, string>;
+  count: number;
+  sum: number;
+  buckets: Record<string, number>;
+}
+
+/** Every series of histogram `name` in a Prometheus text exposition, keyed by its labels without `le`. */
+function histograms(text: string, name: string): HistogramSeries[] {
+  const byLabels = new Map<string, HistogramSeries>();
+  for (const line of text.split("\n")) {
+    const sample = SAMPLE_LINE.exec(line);
+    if (!sample) continue;
+    const suffix = sample[1]!.startsWith(name + "_") ? sample[1]!.slice(name.length + 1) : "";
+    if (suffix !== "bucket" && suffix !== "sum" && suffix !== "count") continue;
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of (sample[2] ?? "").matchAll(LABEL_PAIR)) labels[k!] = v!.replace(/\\(.)/g, "$1");
+    const le = labels["le"];
+    delete labels["le"];
+    const key = JSON.stringify(Object.entries(labels).sort());
+    let h = byLabels.get(key);
+    if (!h) byLabels.set(key, (h = { labels, count: 0, sum: 0, buckets: {} }));
+    const value = Number(sample[3]);
+    if (suffix === "count") h.count = value;
+    else if (suffix === "sum") h.sum = value;
+    else if (le !== undefined) h.buckets[le] = value;
+  }
+  return [...byLabels.values()];
+}
+
 export function parseScrape(text: string): Scrape {
   const families = parsePrometheusTextFormat(text);
   const byName = new Map(families.map((f) => [f.name, f]));
@@ -38,15 +71,12 @@ export function parseScrape(text: string): Scrape {
       return found[0]?.value;
     },
     histogram(name, labels = {}) {
-      const fam = byName.get(name);
-      const found = fam?.metrics.filter((m) => matches(m.labels, labels)) ?? [];
+      // Read from the text: parse-prometheus-text-format drops histograms' labels, sums and counts.
+      const found = histograms(text, name).filter((h) => matches(h.labels, labels));
       if (found.length > 1)
         throw new Error(`${name}${JSON.stringify(labels)} matches ${found.length} histograms`);
-      const m = found[0];
-      if (!m) return undefined;
-      const buckets: Record<string, number> = {};
-      for (const [le, v] of Object.entries(m.buckets ?? {})) buckets[le] = Number(v);
-      return { count: Number(m.count), sum: Number(m.sum), buckets };
+      const h = found[0];
+      return h && { count: h.count, sum: h.sum, buckets: h.buckets };
     },
   };
 }

@@ -21,7 +21,7 @@ export function registerDeadLetterMetrics(metrics: MetricsRegistry, org: Organiz
 
   new Counter({
     name: "orgwatch_deadletter_messages_total",
-    help: "Messages that exhausted max-deliver or were terminated, each message once whatever its delivery count",
+    help: "Messages that exhausted max-deliver (routed to the dead-letter subject), each message once whatever its delivery count",
     labelNames: LABELS,
     registers,
     collect() {

@@ -38,14 +38,33 @@ export class MetricsRegistry {
   }
 
   async render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+    // One render at a time: an OpenMetrics render renames counters while it runs (see below).
+    const result = this.rendering.then(() => this.renderNow(openMetrics));
+    this.rendering = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  private rendering: Promise<void> = Promise.resolve();
+
+  private async renderNow(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
     const extra = this.sections.map((s) => s.render()).join("");
     if (!openMetrics) {
       return { contentType: prometheusContentType, body: (await this.prometheus.metrics()) + extra };
     }
-    // OpenMetrics ends with "# EOF": the sections go before it.
-    const text = await this.openMetrics.metrics();
-    const body = text.replace(/# EOF\n?$/, "") + extra + "# EOF\n";
-    return { contentType: openMetricsContentType, body };
+    // prom-client's OpenMetrics registry strips `_total` from each counter's name *in place*; the
+    // counters are shared with the Prometheus registry, which would then lose the suffix for good.
+    const names = this.openMetrics.getMetricsAsArray().map((m) => [m, m.name] as const);
+    try {
+      // OpenMetrics ends with "# EOF": the sections go before it.
+      const text = await this.openMetrics.metrics();
+      const body = text.replace(/# EOF\n?$/, "") + extra + "# EOF\n";
+      return { contentType: openMetricsContentType, body };
+    } finally {
+      for (const [metric, name] of names) (metric as { name: string }).name = name;
+    }
   }
 }
 

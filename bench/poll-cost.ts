@@ -1,0 +1,161 @@
+// Poll cost: one full orgwatch poll (the daemon's own poller, in this process) against the bare
+// requests it needs (bench/bare-client.ts), side by side on the same server in the same run.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { configWith } from "../src/config/load.js";
+import { silentLogger } from "../src/log.js";
+import type { PollResult } from "../src/model/jetstream.js";
+import { Organization } from "../src/model/organization.js";
+import { startJetStreamPoller } from "../src/sources/jetstream-poller.js";
+import { barePoll, perConsumerInfo, type BareResult } from "./bare-client.js";
+import { median } from "./stats.js";
+import type { BenchTopology } from "./topology.js";
+
+export interface PollSample {
+  readonly requests: number;
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  /** Bytes received + sent on the connection during the poll. */
+  readonly bytes: number;
+  readonly consumers: number;
+  readonly reads: number;
+}
+
+export interface PollCost {
+  readonly topology: BenchTopology;
+  /** The requests a poll needs: stream-list pages + consumer-list pages + one read per lagging consumer. */
+  readonly expectedRequests: number;
+  /** First poll of a fresh poller: every lagging consumer's oldest message is read. */
+  readonly cold: PollSample;
+  /** Later polls: unchanged ack floors cost no read. */
+  readonly warm: PollSample;
+  readonly bare: BareResult;
+  /** Cold orgwatch wall time / bare wall time (target ≤ 1.5). */
+  readonly ratio: number;
+  /** One CONSUMER.INFO per consumer: what the paged lists avoid. */
+  readonly perConsumerInfoMs: number | undefined;
+}
+
+const PAGE = 256;
+
+export function expectedRequests(t: BenchTopology): number {
+  const perStream = Math.ceil(t.consumers / t.streams);
+  return Math.ceil(t.streams / PAGE) + t.streams * Math.ceil(perStream / PAGE) + t.lagging;
+}
+
+async function measurePoll(nc: NatsConnection, run: () => Promise<PollResult>): Promise<PollSample> {
+  const stats0 = nc.stats();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await run();
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const stats = nc.stats();
+  let reads = 0;
+  for (const c of result.consumers.values()) if (c.oldestUnackedSequence !== undefined) reads++;
+  return {
+    requests: result.requests,
+    wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    bytes: stats.inBytes - stats0.inBytes + (stats.outBytes - stats0.outBytes),
+    consumers: result.consumers.size,
+    reads,
+  };
+}
+
+/** A poller of the daemon's, parked (its timer never fires), polled by hand. */
+async function parkedPoller(nc: NatsConnection, url: string, concurrency: number) {
+  const config = configWith({ "nats-url": [url], "poll-interval": 24 * 3600_000, "poll-concurrency": concurrency });
+  const org = new Organization(config);
+  org.health.natsConnected = true;
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const next = () =>
+    new Promise<PollResult>((resolve, reject) => {
+      const errors = org.health.pollErrors;
+      const watch = setInterval(() => {
+        if (org.health.pollErrors > errors) {
+          clearInterval(watch);
+          reject(new Error(org.health.lastPollError ?? "poll failed"));
+        }
+      }, 5);
+      org.jetstream.once("polled", (r) => {
+        clearInterval(watch);
+        resolve(r);
+      });
+    });
+  const first = next();
+  const poller = startJetStreamPoller({ nc, jsm, js: jetstream(nc), config, org, log: silentLogger() });
+  return {
+    first,
+    async again(): Promise<PollResult> {
+      const r = next();
+      void poller.pollNow();
+      return r;
+    },
+    stop: () => poller.stop(),
+  };
+}
+
+export async function measurePollCost(
+  url: string,
+  topology: BenchTopology,
+  { iterations = 5, concurrency = 32, infoBaseline = true } = {},
+): Promise<PollCost> {
+  const nc = await connect({ servers: url, name: "bench-poll" });
+  try {
+    const colds: PollSample[] = [];
+    const bares: BareResult[] = [];
+    let warm: PollSample[] = [];
+    let consumers: { stream: string; name: string }[] = [];
+    // Alternate, so that both see the same server state and the same background load.
+    for (let i = 0; i < iterations; i++) {
+      bares.push(await barePoll(nc, concurrency));
+      const poller = await parkedPoller(nc, url, concurrency);
+      try {
+        let result: PollResult | undefined;
+        colds.push(
+          await measurePoll(nc, async () => {
+            result = await poller.first;
+            return result;
+          }),
+        );
+        if (i === 0) {
+          consumers = [...result!.consumers.values()].map((c) => ({ stream: c.stream, name: c.name }));
+          for (let k = 0; k < iterations; k++) warm.push(await measurePoll(nc, () => poller.again()));
+        }
+      } finally {
+        await poller.stop();
+      }
+    }
+    warm = warm.length > 0 ? warm : colds;
+    const pick = (samples: PollSample[]): PollSample => ({
+      requests: median(samples.map((s) => s.requests)),
+      wallMs: median(samples.map((s) => s.wallMs)),
+      cpuMs: median(samples.map((s) => s.cpuMs)),
+      bytes: median(samples.map((s) => s.bytes)),
+      consumers: median(samples.map((s) => s.consumers)),
+      reads: median(samples.map((s) => s.reads)),
+    });
+    const cold = pick(colds);
+    const bare: BareResult = {
+      requests: median(bares.map((b) => b.requests)),
+      streams: median(bares.map((b) => b.streams)),
+      consumers: median(bares.map((b) => b.consumers)),
+      reads: median(bares.map((b) => b.reads)),
+      wallMs: median(bares.map((b) => b.wallMs)),
+      cpuMs: median(bares.map((b) => b.cpuMs)),
+    };
+    const info = infoBaseline ? await perConsumerInfo(nc, consumers, concurrency) : undefined;
+    return {
+      topology,
+      expectedRequests: expectedRequests(topology),
+      cold,
+      warm: pick(warm),
+      bare,
+      ratio: cold.wallMs / bare.wallMs,
+      perConsumerInfoMs: info?.wallMs,
+    };
+  } finally {
+    await nc.close();
+  }
+}

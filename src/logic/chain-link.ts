@@ -1,0 +1,91 @@
+// Linking a task to the task that caused it, strongest evidence first: a `traceparent` header (the
+// span joins the publisher's trace), a `parent_task_id` field, or inference from on_complete: a task
+// published to a parent's `on_complete.publish_to` close to the moment that parent completed. An
+// inferred link is made only when exactly one candidate fits, so two chains running at once through
+// the same agents are never crossed: when both could be the parent, neither is.
+
+export type LinkKind = "traceparent" | "parent_task_id" | "inferred";
+
+export interface InferenceChild {
+  readonly subject: string;
+  readonly publishedMs: number;
+}
+
+export interface InferenceCandidate {
+  readonly taskId: string;
+  readonly onCompletePublishTo: string | undefined;
+  readonly publishedMs: number;
+  /** When it ended; undefined while open. */
+  readonly doneMs: number | undefined;
+  readonly completed: boolean;
+  /** Its on_complete follow-up is already known (another task linked to it on that subject). */
+  readonly followUpKnown: boolean;
+}
+
+export type InferenceDecision =
+  | { readonly kind: "link"; readonly parentTaskId: string }
+  /** No parent now or ever: the task starts a chain of its own. */
+  | { readonly kind: "none"; readonly reason: "no_candidate" | "ambiguous" }
+  /** A task still open might yet turn out to be the parent: decide later. */
+  | { readonly kind: "wait" };
+
+/**
+ * Whether `candidate` fits `child`: it publishes its follow-up to the child's subject, was published
+ * before it, completed, and completed within `windowMs` of the child's publication. The window is
+ * taken on both sides of the completion: orgwatch may learn of a completion only at the next poll
+ * (after the follow-up was published), and agents may publish the follow-up just before acking.
+ */
+export function fits(child: InferenceChild, candidate: InferenceCandidate, windowMs: number): boolean {
+  return (
+    candidate.onCompletePublishTo === child.subject &&
+    !candidate.followUpKnown &&
+    candidate.publishedMs < child.publishedMs &&
+    candidate.completed &&
+    candidate.doneMs !== undefined &&
+    Math.abs(child.publishedMs - candidate.doneMs) <= windowMs
+  );
+}
+
+/** Still open, and could fit if it completed now (while the window after the child is open). */
+function mayYetFit(
+  child: InferenceChild,
+  candidate: InferenceCandidate,
+  windowMs: number,
+  nowMs: number,
+): boolean {
+  return (
+    candidate.onCompletePublishTo === child.subject &&
+    !candidate.followUpKnown &&
+    candidate.publishedMs < child.publishedMs &&
+    candidate.doneMs === undefined &&
+    nowMs <= child.publishedMs + windowMs
+  );
+}
+
+/**
+ * The inference decision for a task with no explicit link. `final` forces a decision now (the task
+ * itself ended and its span is about to be exported): open candidates are then ignored.
+ */
+export function inferParent(
+  child: InferenceChild,
+  candidates: Iterable<InferenceCandidate>,
+  windowMs: number,
+  nowMs: number,
+  final: boolean,
+): InferenceDecision {
+  let fitting: InferenceCandidate | undefined;
+  let fitCount = 0;
+  let openCount = 0;
+  for (const c of candidates) {
+    if (fits(child, c, windowMs)) {
+      fitCount++;
+      fitting = c;
+    } else if (!final && mayYetFit(child, c, windowMs, nowMs)) {
+      openCount++;
+    }
+  }
+  if (fitCount > 1) return { kind: "none", reason: "ambiguous" };
+  if (openCount > 0) return { kind: "wait" };
+  if (fitCount === 1 && fitting) return { kind: "link", parentTaskId: fitting.taskId };
+  return { kind: "none", reason: "no_candidate" };
+}

@@ -1,0 +1,128 @@
+// Chain state across restarts: every task record and the read position of each task stream, in a
+// NATS KV bucket of orgwatch's own (its stream KV_orgwatch_* is skipped by the poller). Bounded: the
+// bucket's TTL is chains.retention, and what is loaded back is bounded by chains.max-tasks.
+// Writes are batched: the model marks what changed, flush() writes it (task records before the
+// read positions, so a crash between the two re-reads messages rather than losing them).
+import { createHash } from "node:crypto";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { Logger } from "../log.js";
+import type { TaskRecord, TasksModel } from "../model/tasks.js";
+import type { SourceContext } from "./source.js";
+
+const SAFE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
+const LOAD_TIMEOUT_MS = 30_000;
+
+/** KV keys allow few characters: ids that are not plain tokens are hashed. */
+function keyPart(value: string): string {
+  return SAFE_KEY.test(value) ? `r_${value}` : `h_${createHash("sha256").update(value).digest("hex")}`;
+}
+export function taskKey(taskId: string): string {
+  return `t.${keyPart(taskId)}`;
+}
+export function cursorKey(stream: string): string {
+  return `c.${keyPart(stream)}`;
+}
+
+function isTaskRecord(v: unknown): v is TaskRecord {
+  if (v === null || typeof v !== "object") return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r["taskId"] === "string" &&
+    typeof r["subject"] === "string" &&
+    typeof r["stream"] === "string" &&
+    typeof r["streamSequence"] === "number" &&
+    typeof r["publishedMs"] === "number" &&
+    typeof r["sla"] === "object" &&
+    Array.isArray(r["events"]) &&
+    Array.isArray(r["slaBreached"])
+  );
+}
+
+export interface ChainStore {
+  /** Reads everything stored back into the model. */
+  load(tasks: TasksModel): Promise<{ tasks: number; cursors: number }>;
+  /** Writes what changed in the model since the last flush. */
+  flush(tasks: TasksModel): Promise<void>;
+}
+
+export async function openChainStore(ctx: SourceContext): Promise<ChainStore | undefined> {
+  const { config, log, nc } = ctx;
+  const bucket = config["chains.kv-bucket"];
+  if (!bucket) return undefined;
+  const kvm = new Kvm(nc);
+  let kv: KV;
+  try {
+    kv = await kvm.create(bucket, { history: 1, ttl: config["chains.retention"] });
+  } catch (err) {
+    // Created earlier with other limits: use it as it is.
+    log.debug({ err: (err as Error).message, bucket }, "chain state bucket exists with other settings");
+    kv = await kvm.open(bucket);
+  }
+  return createChainStore(kv, log);
+}
+
+function createChainStore(kv: KV, log: Logger): ChainStore {
+  const encoder = new TextEncoder();
+  /** Records taken from the model but not written yet (kept on failure, retried next flush). */
+  const pendingTasks = new Map<string, TaskRecord>();
+  const pendingCursors = new Map<string, number>();
+  let flushing: Promise<void> | undefined;
+
+  async function writeAll(): Promise<void> {
+    for (const [id, record] of pendingTasks) {
+      await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
+      pendingTasks.delete(id);
+    }
+    for (const [stream, seq] of pendingCursors) {
+      await kv.put(cursorKey(stream), encoder.encode(JSON.stringify({ stream, seq })));
+      pendingCursors.delete(stream);
+    }
+  }
+
+  return {
+    async load(tasks) {
+      const status = await kv.status();
+      if (status.values === 0) return { tasks: 0, cursors: 0 };
+      const records: TaskRecord[] = [];
+      const cursors: [string, number][] = [];
+      const watch = await kv.watch({ ignoreDeletes: true });
+      const timer = setTimeout(() => watch.stop(), LOAD_TIMEOUT_MS);
+      try {
+        for await (const entry of watch) {
+          if (entry.operation === "PUT") {
+            try {
+              const value: unknown = entry.json();
+              if (entry.key.startsWith("t.") && isTaskRecord(value)) records.push(value);
+              else if (entry.key.startsWith("c.")) {
+                const c = value as { stream?: unknown; seq?: unknown };
+                if (typeof c.stream === "string" && typeof c.seq === "number")
+                  cursors.push([c.stream, c.seq]);
+              }
+            } catch {
+              log.debug({ key: entry.key }, "unreadable chain state entry skipped");
+            }
+          }
+          if (entry.delta === 0) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        watch.stop();
+      }
+      tasks.restore(records, cursors);
+      return { tasks: records.length, cursors: cursors.length };
+    },
+
+    async flush(tasks) {
+      const dirty = tasks.takeDirty();
+      for (const t of dirty.tasks) pendingTasks.set(t.taskId, t);
+      for (const [stream, seq] of dirty.cursors) pendingCursors.set(stream, seq);
+      if (flushing) return flushing;
+      flushing = writeAll()
+        .catch((err: unknown) =>
+          log.warn({ err: (err as Error).message }, "chain state not saved; retrying on the next flush"),
+        )
+        .finally(() => (flushing = undefined));
+      return flushing;
+    },
+  };
+}

@@ -1,0 +1,283 @@
+// Dead letters on a real nats-server: routing exactly once with the original payload and headers,
+// counters, naks and terms, ack sampling, a message already gone, a core dead-letter subject.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
+import type { Daemon } from "../../src/daemon.js";
+import { startTestDaemon } from "../helpers/daemon.js";
+import { scrape } from "../helpers/metrics.js";
+import { waitFor } from "../helpers/wait.js";
+import {
+  advisoriesDrained,
+  createPoisonableConsumer,
+  failEverything,
+  readStream,
+  streamMessages,
+} from "../helpers/poison.js";
+
+const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+describe("dead letters routed to a dead-letter stream", () => {
+  let server: NatsServerProcess;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let js: JetStreamClient;
+  let daemon: Daemon;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    jsm = await jetstreamManager(nc);
+    js = jetstream(nc);
+    await jsm.streams.add({ name: "DEADLETTER", subjects: ["genbrain.org.deadletter"] });
+    daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    await daemon.started;
+  });
+  afterAll(async () => {
+    await daemon?.stop();
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("routes a poison message exactly once, with its payload and traceparent, and counts it once", async () => {
+    const { stream, subject } = await createPoisonableConsumer(jsm, { role: "cto", consumer: "cto" });
+    // A healthy consumer elsewhere: its dead-letter counter must exist at 0.
+    await createPoisonableConsumer(jsm, { role: "qa", consumer: "qa" });
+    const h = headers();
+    h.set("traceparent", TRACEPARENT);
+    h.set("Nats-Msg-Id", "task-1847");
+    const payload = JSON.stringify({ task_id: "task-1847", type: "feature_implementation" });
+    const pub = await js.publish(subject, enc.encode(payload), { headers: h });
+
+    const deliveries = await failEverything(
+      js,
+      stream,
+      "cto",
+      async () => (await streamMessages(jsm, "DEADLETTER")) >= 1,
+    );
+    expect(deliveries.get(pub.seq)).toEqual([1, 2, 3]);
+    // Keep pulling (on 2.9 every pull is a chance for another advisory) until orgwatch has handled
+    // every advisory captured, then look: still one.
+    await failEverything(js, stream, "cto", () => advisoriesDrained(jsm));
+
+    const letters = await readStream(jsm, "DEADLETTER");
+    expect(letters).toHaveLength(1);
+    const letter = letters[0]!;
+    expect(dec.decode(letter.data)).toBe(payload);
+    expect(letter.header.get("traceparent")).toBe(TRACEPARENT);
+    expect(letter.header.get("Orgwatch-Source-Stream")).toBe(stream);
+    expect(letter.header.get("Orgwatch-Source-Consumer")).toBe("cto");
+    expect(letter.header.get("Orgwatch-Source-Sequence")).toBe(String(pub.seq));
+    expect(letter.header.get("Orgwatch-Deliveries")).toBe("3");
+    expect(letter.header.get("Orgwatch-Source-Subject")).toBe(subject);
+    expect(letter.header.get("Orgwatch-Source-Msg-Id")).toBe("task-1847");
+    expect(Date.parse(letter.header.get("Orgwatch-Deadletter-Time"))).toBeGreaterThan(0);
+    expect(letter.header.get("Nats-Msg-Id")).toMatch(/^orgwatch-dl:AGENT_CTO_TASKS:cto:1:t\d+$/);
+
+    await daemon.pollNow();
+    const m = await scrape(daemon.url);
+    expect(m.value("orgwatch_deadletter_messages_total", { stream, consumer: "cto", role: "cto" })).toBe(1);
+    expect(
+      m.value("orgwatch_deadletter_messages_total", { stream: "AGENT_QA_TASKS", consumer: "qa", role: "qa" }),
+    ).toBe(0);
+    // orgwatch's own streams are not the organization's consumers.
+    expect(m.series("orgwatch_deadletter_messages_total", { stream: "ORGWATCH_ADVISORIES" })).toEqual([]);
+  });
+
+  it("does not call a consumer whose message died (2.9: ack floor stuck below it) healthy", async () => {
+    const status = await waitFor(
+      async () => {
+        await daemon.pollNow();
+        const m = await scrape(daemon.url);
+        const ok = m.value("orgwatch_consumer_status", {
+          stream: "AGENT_CTO_TASKS",
+          consumer: "cto",
+          status: "ok",
+        });
+        return ok === 0 ? m : undefined;
+      },
+      { what: "cto's consumer status to leave ok" },
+    );
+    expect(
+      status.value("orgwatch_consumer_status", {
+        stream: "AGENT_CTO_TASKS",
+        consumer: "cto",
+        status: "stalled",
+      }),
+    ).toBe(1);
+  });
+
+  it("routes a small record of a message already gone from its stream, and counts it", async () => {
+    const { stream, subject } = await createPoisonableConsumer(jsm, { role: "ops", consumer: "ops" });
+    const pub = await js.publish(subject, enc.encode("{}"));
+    // orgwatch is down while the message dies and is deleted (on 2.9 a message deleted before the
+    // server gives up on it ends with a terminated advisory instead, so it dies first).
+    await daemon.stop();
+    const advisory = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.ops`;
+    await failEverything(js, stream, "ops", async () => {
+      const captured = await jsm.streams.getMessage("ORGWATCH_ADVISORIES", { last_by_subj: advisory });
+      return captured !== null;
+    });
+    expect(await jsm.streams.deleteMessage(stream, pub.seq)).toBe(true);
+    const before = await streamMessages(jsm, "DEADLETTER");
+    daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    await daemon.started;
+    await waitFor(async () => (await streamMessages(jsm, "DEADLETTER")) > before && advisoriesDrained(jsm), {
+      what: "the dead letter of a deleted message",
+    });
+
+    const letters = (await readStream(jsm, "DEADLETTER")).filter(
+      (l) => l.header.get("Orgwatch-Source-Stream") === stream,
+    );
+    expect(letters).toHaveLength(1);
+    const letter = letters[0]!;
+    expect(letter.header.get("Orgwatch-Message-Missing")).toBe("true");
+    expect(JSON.parse(dec.decode(letter.data))).toMatchObject({
+      stream,
+      consumer: "ops",
+      stream_seq: pub.seq,
+      deliveries: 3,
+      reason: "max_deliveries",
+    });
+    await daemon.pollNow();
+    const m = await scrape(daemon.url);
+    expect(m.value("orgwatch_deadletter_messages_total", { stream, consumer: "ops", role: "ops" })).toBe(1);
+  });
+
+  it("counts naks and terms per consumer, and nothing dead-lettered for them", async () => {
+    const { stream, subject } = await createPoisonableConsumer(jsm, {
+      role: "dev",
+      consumer: "dev",
+      ackWaitMs: 30_000,
+    });
+    for (let i = 0; i < 4; i++) await js.publish(subject, enc.encode(JSON.stringify({ task_id: `t${i}` })));
+    const c = await js.consumers.get(stream, "dev");
+    // 1st: nak twice then ack; 2nd: term; 3rd and 4th: ack.
+    const naked = new Map<number, number>();
+    let handled = 0;
+    while (handled < 4) {
+      const m = await c.next({ expires: 2_000 });
+      if (!m) continue;
+      if (m.seq === 1 && (naked.get(1) ?? 0) < 2) {
+        naked.set(1, (naked.get(1) ?? 0) + 1);
+        m.nak();
+        continue;
+      }
+      // Without a reason: nats-server 2.9 ignores a term that carries one.
+      if (m.seq === 2) m.term();
+      else await m.ackAck();
+      handled++;
+    }
+    const m = await waitFor(
+      async () => {
+        if (!(await advisoriesDrained(jsm))) return undefined;
+        const s = await scrape(daemon.url);
+        return s.value("orgwatch_consumer_terminated_total", { stream, consumer: "dev" }) === 1
+          ? s
+          : undefined;
+      },
+      { what: "the term to be counted" },
+    );
+    expect(m.value("orgwatch_consumer_naks_total", { stream, consumer: "dev", role: "dev" })).toBe(2);
+    expect(m.value("orgwatch_consumer_terminated_total", { stream, consumer: "dev", role: "dev" })).toBe(1);
+    await daemon.pollNow();
+    const after = await scrape(daemon.url);
+    expect(after.value("orgwatch_deadletter_messages_total", { stream, consumer: "dev", role: "dev" })).toBe(
+      0,
+    );
+  });
+
+  it("observes sampled acks as task processing times of the consumer's role", async () => {
+    const { stream, subject } = await createPoisonableConsumer(jsm, {
+      role: "security",
+      consumer: "security-worker",
+      ackWaitMs: 30_000,
+      sampleFreq: "100%",
+    });
+    for (let i = 0; i < 3; i++) await js.publish(subject, enc.encode(JSON.stringify({ task_id: `s${i}` })));
+    const c = await js.consumers.get(stream, "security-worker");
+    for (let acked = 0; acked < 3;) {
+      const m = await c.next({ expires: 2_000 });
+      if (m) {
+        await m.ackAck();
+        acked++;
+      }
+    }
+    const m = await waitFor(
+      async () => {
+        const s = await scrape(daemon.url);
+        return s.histogram("orgwatch_task_processing_seconds", { role: "security" })?.count === 3
+          ? s
+          : undefined;
+      },
+      { what: "three processing observations for role security" },
+    );
+    const h = m.histogram("orgwatch_task_processing_seconds", { role: "security" })!;
+    expect(h.sum).toBeGreaterThanOrEqual(0);
+    expect(h.sum).toBeLessThan(30);
+    // No other role observed anything: the other consumers here do not sample acks.
+    const roles = m
+      .series("orgwatch_task_processing_seconds_count")
+      .map((s) => s.labels["role"])
+      .filter((r) => r !== "security");
+    expect(roles).toEqual([]);
+  });
+});
+
+describe("dead letters routed to a core subject", () => {
+  let server: NatsServerProcess;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let js: JetStreamClient;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    jsm = await jetstreamManager(nc);
+    js = jetstream(nc);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("publishes it once, also when a restarted orgwatch sees the advisory again", async () => {
+    const received: { data: string; traceparent: string }[] = [];
+    const sub = nc.subscribe("genbrain.org.deadletter", {
+      callback: (_err, m) => {
+        received.push({ data: dec.decode(m.data), traceparent: m.headers?.get("traceparent") ?? "" });
+      },
+    });
+    await nc.flush();
+    const { stream, subject } = await createPoisonableConsumer(jsm, { role: "cto", consumer: "cto" });
+    const h = headers();
+    h.set("traceparent", TRACEPARENT);
+    await js.publish(subject, enc.encode("poison"), { headers: h });
+
+    let daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    await daemon.started;
+    await failEverything(js, stream, "cto", () => received.length >= 1);
+    await waitFor(() => advisoriesDrained(jsm), { what: "advisories handled" });
+    await daemon.stop();
+
+    // The advisory handled again from the start, as after a crash: the ledger knows it was routed.
+    await jsm.consumers.delete("ORGWATCH_ADVISORIES", "orgwatch");
+    daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    try {
+      await daemon.started;
+      await waitFor(() => advisoriesDrained(jsm), { what: "replayed advisories handled" });
+      await nc.flush();
+      expect(received).toEqual([{ data: "poison", traceparent: TRACEPARENT }]);
+      // A replay of an advisory handled before is not a new dead letter.
+      await daemon.pollNow();
+      const m = await scrape(daemon.url);
+      expect(m.value("orgwatch_deadletter_messages_total", { stream, consumer: "cto", role: "cto" })).toBe(0);
+    } finally {
+      sub.unsubscribe();
+      await daemon.stop();
+    }
+  });
+});
