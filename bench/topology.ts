@@ -44,7 +44,6 @@ export async function createBenchTopology(
       ),
     ),
   );
-  const perStream = Math.ceil(t.consumers / t.streams);
   const jobs: Promise<unknown>[] = [];
   for (let n = 0; n < t.consumers; n++) {
     const i = n % t.streams;
@@ -67,5 +66,5 @@ export async function createBenchTopology(
   }
   await Promise.all(jobs);
   await nc.flush();
-  void perStream;
+
 }

@@ -89,7 +89,7 @@ interface RunningDemo {
 }
 
 async function startDemo(config: Config, log: Logger): Promise<RunningDemo> {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ ownProcessGroup: true });
   // Whatever happens to this process, its nats-server and temporary store do not outlive it.
   let natsStopped = false;
   const killNats = () => {

@@ -280,7 +280,17 @@ export function work(seed: number, agent: AgentSpec, taskIdValue: string, delive
   return { minutes, outcome };
 }
 
-/** How long the flaky agent is down after crashing on a poison task. */
+/**
+ * What the flaky agent does with a poison task at each delivery. It crashes mid-reasoning (no ack:
+ * JetStream redelivers after the ack wait); handed the task again, it recognises it and gives it
+ * back at once (a nak, delayed by its restart time); the third time it crashes for good, and the
+ * task, out of deliveries, is orgwatch's to route to the dead letters.
+ */
+export function poisonReaction(delivery: number): "crash" | "nak" {
+  return delivery === 2 ? "nak" : "crash";
+}
+
+/** How long the flaky agent is down after crashing on a poison task (and the delay of its nak). */
 export function restartMinutes(seed: number, taskIdValue: string, delivery: number): number {
   return seededRandom(seed, "restart", taskIdValue, delivery).int(2, 4);
 }

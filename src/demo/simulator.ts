@@ -14,6 +14,7 @@ import {
   broadcastReadMinutes,
   broadcasts,
   chainedTask,
+  poisonReaction,
   restartMinutes,
   roster,
   work,
@@ -57,6 +58,8 @@ export interface SimulationEvents {
   finished: [{ role: string; taskId: string; outcome: "completed" | "failed" }];
   /** The flaky agent crashed on a poison task, leaving it unacknowledged. */
   crashed: [{ role: string; taskId: string; delivery: number }];
+  /** The flaky agent gave a poison task back (nak). */
+  naked: [{ role: string; taskId: string; delivery: number }];
   broadcast: [{ broadcastId: string; seq: number }];
   "broadcast-acked": [{ role: string; broadcastId: string }];
 }
@@ -274,16 +277,23 @@ class Simulation extends EventEmitter<SimulationEvents> implements SimulatedOrga
     this.event("task.started", role, { task_id: task.task_id, task_type: task.type, delivery });
 
     if (agent.behaviour === "flaky" && this.poison.has(task.task_id)) {
-      // The agent dies mid-reasoning: no ack, no nak. JetStream redelivers after the ack wait
-      // until max-deliver, and then the message is orgwatch's to route to the dead letters.
       if (delivery >= MAX_DELIVER) {
         this.poison.delete(task.task_id);
         this.open.set(role, this.open.get(role)! - 1);
       }
+      const downMinutes = restartMinutes(this.seed, task.task_id, delivery);
+      if (poisonReaction(delivery) === "nak") {
+        msg.nak(realMs(downMinutes, this.scale.pace));
+        this.event("task.rejected", role, { task_id: task.task_id, delivery });
+        this.emit("naked", { role, taskId: task.task_id, delivery });
+        this.setState(role, "idle");
+        return;
+      }
+      // The agent dies mid-reasoning: no ack, no nak; JetStream redelivers after the ack wait.
       this.setState(role, "error", task.task_id);
       this.event("agent.crashed", role, { task_id: task.task_id, delivery });
       this.emit("crashed", { role, taskId: task.task_id, delivery });
-      await this.wait(restartMinutes(this.seed, task.task_id, delivery));
+      await this.wait(downMinutes);
       this.setState(role, "idle");
       return;
     }

@@ -18,14 +18,22 @@ export interface InferenceCandidate {
   /** When it ended; undefined while open. */
   readonly doneMs: number | undefined;
   readonly completed: boolean;
-  /** Its on_complete follow-up is already known (another task linked to it on that subject). */
+  /**
+   * Its on_complete follow-up is already accounted for: a task linked to it on that subject, or an
+   * ambiguous decision it took part in.
+   */
   readonly followUpKnown: boolean;
 }
 
 export type InferenceDecision =
   | { readonly kind: "link"; readonly parentTaskId: string }
   /** No parent now or ever: the task starts a chain of its own. */
-  | { readonly kind: "none"; readonly reason: "no_candidate" | "ambiguous" }
+  | { readonly kind: "none"; readonly reason: "no_candidate" }
+  /**
+   * Several parents fit: none is chosen. Those parents' follow-ups are taken to be among the tasks
+   * that met this ambiguity, so they are no longer candidates for later tasks either.
+   */
+  | { readonly kind: "ambiguous"; readonly candidateTaskIds: readonly string[] }
   /** A task still open might yet turn out to be the parent: decide later. */
   | { readonly kind: "wait" };
 
@@ -73,19 +81,17 @@ export function inferParent(
   nowMs: number,
   final: boolean,
 ): InferenceDecision {
-  let fitting: InferenceCandidate | undefined;
-  let fitCount = 0;
+  const fitting: string[] = [];
   let openCount = 0;
   for (const c of candidates) {
     if (fits(child, c, windowMs)) {
-      fitCount++;
-      fitting = c;
+      fitting.push(c.taskId);
     } else if (!final && mayYetFit(child, c, windowMs, nowMs)) {
       openCount++;
     }
   }
-  if (fitCount > 1) return { kind: "none", reason: "ambiguous" };
+  if (fitting.length > 1) return { kind: "ambiguous", candidateTaskIds: fitting };
   if (openCount > 0) return { kind: "wait" };
-  if (fitCount === 1 && fitting) return { kind: "link", parentTaskId: fitting.taskId };
+  if (fitting.length === 1) return { kind: "link", parentTaskId: fitting[0]! };
   return { kind: "none", reason: "no_candidate" };
 }

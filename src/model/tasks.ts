@@ -90,6 +90,8 @@ export interface TaskRecord {
   linkDecided: boolean;
   /** A task linked to it arrived on its on_complete subject. */
   followUpKnown: boolean;
+  /** An ambiguous inference counted it (its follow-up is one of the tasks that met it). */
+  followUpClaimed?: boolean;
   /** Frozen when its span (or a descendant's) is exported. */
   ids: SpanIds | undefined;
   exported: boolean;
@@ -139,6 +141,8 @@ export interface TasksSettings {
 
 /** Signals about tasks not seen yet (the observer may lag the event or the advisory). */
 const MAX_PENDING_SIGNALS = 10_000;
+/** Span events kept per task (a task redelivered without end must not grow without bound). */
+const MAX_EVENTS = 128;
 /** Ancestor walks stop here: a parent_task_id cycle must not hang the daemon. */
 const MAX_DEPTH = 1000;
 
@@ -165,6 +169,8 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   /** Exported tasks whose chain-end evaluation is still to do. */
   private readonly chainPending = new Set<string>();
   private settleScheduled = false;
+  /** Durable consumers of each stream, per poll result (a task looks up its consumers when it arrives). */
+  private readonly durableByStream = new WeakMap<PollResult, Map<string, ConsumerState[]>>();
 
   /** Valid tasks observed (replays of known ones not counted). */
   observed = 0;
@@ -252,12 +258,12 @@ export class TasksModel extends EventEmitter<TaskEvents> {
       return;
     }
     if (task.doneMs === undefined) {
-      task.events.push({ name: signal.outcome, atMs: signal.atMs });
+      this.addEvent(task, { name: signal.outcome, atMs: signal.atMs });
       this.end(task, signal.outcome === "completed" ? "completed" : "failed", signal.atMs);
     } else if (signal.outcome === "failed" && task.outcome === "completed" && !task.exported) {
       // An explicit failure wins over a completion only inferred from an ack.
       task.outcome = "failed";
-      task.events.push({ name: "failed", atMs: signal.atMs });
+      this.addEvent(task, { name: "failed", atMs: signal.atMs });
       this.markDirty(task);
     }
     this.scheduleSettle();
@@ -388,6 +394,9 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     const id = this.bySequence.get(refKey(stream, streamSequence));
     const task = id === undefined ? undefined : this.tasks.get(id);
     if (!task) {
+      // Sampled acks and advisories come for every stream; only task streams' are worth keeping.
+      const kind = this.jetstream?.current?.streams.get(stream)?.kind;
+      if (kind !== "tasks" && !this.cursors.has(stream)) return;
       const key = refKey(stream, streamSequence);
       const list = this.pendingRefs.get(key) ?? [];
       list.push(signal);
@@ -403,9 +412,9 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     if (ref.deliveries !== undefined) this.noteDeliveries(task, ref.deliveries, ref.atMs, ref.consumer);
     else if (task.firstDeliveryMs === undefined) this.noteDeliveries(task, 1, ref.atMs, ref.consumer);
     if (kind === "nak") {
-      task.events.push({ name: "nak", atMs: ref.atMs, consumer: ref.consumer, delivery: ref.deliveries });
+      this.addEvent(task, { name: "nak", atMs: ref.atMs, consumer: ref.consumer, delivery: ref.deliveries });
     } else if (kind === "dead_letter") {
-      task.events.push({
+      this.addEvent(task, {
         name: "dead_letter",
         atMs: ref.atMs,
         consumer: ref.consumer,
@@ -427,11 +436,11 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     for (let n = task.deliveries + 1; n <= count; n++) {
       if (n === 1) {
         task.firstDeliveryMs = Math.max(atMs, task.publishedMs);
-        task.events.push({ name: "delivery", atMs: task.firstDeliveryMs, delivery: 1, consumer });
+        this.addEvent(task, { name: "delivery", atMs: task.firstDeliveryMs, delivery: 1, consumer });
         const ids = this.resolveIds(task, false, 0);
         this.emit("delivered", task, (task.firstDeliveryMs - task.publishedMs) / 1000, ids.traceId);
       } else {
-        task.events.push({
+        this.addEvent(task, {
           name: "redelivery",
           atMs: Math.max(atMs, task.publishedMs),
           delivery: n,
@@ -454,8 +463,18 @@ export class TasksModel extends EventEmitter<TaskEvents> {
 
   /** The durable consumers of a task's stream whose filter takes the task's subject. */
   private *taskConsumersOf(poll: PollResult, task: TaskRecord): Iterable<ConsumerState> {
-    for (const c of poll.consumers.values()) {
-      if (c.stream !== task.stream || !c.durable) continue;
+    let byStream = this.durableByStream.get(poll);
+    if (!byStream) {
+      byStream = new Map();
+      for (const c of poll.consumers.values()) {
+        if (!c.durable) continue;
+        const list = byStream.get(c.stream) ?? [];
+        list.push(c);
+        byStream.set(c.stream, list);
+      }
+      this.durableByStream.set(poll, byStream);
+    }
+    for (const c of byStream.get(task.stream) ?? []) {
       if (c.filterSubjects.length > 0 && !c.filterSubjects.some((f) => subjectMatches(f, task.subject)))
         continue;
       yield c;
@@ -587,6 +606,10 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     this.checkChainEnds(nowMs);
   }
 
+  private addEvent(task: TaskRecord, event: TaskEvent): void {
+    if (task.events.length < MAX_EVENTS) task.events.push(event);
+  }
+
   private decideInference(task: TaskRecord, nowMs: number, final: boolean): void {
     const ids = this.byPublishTo.get(task.subject);
     const candidates: InferenceCandidate[] = [];
@@ -599,12 +622,21 @@ export class TasksModel extends EventEmitter<TaskEvents> {
         publishedMs: c.publishedMs,
         doneMs: c.doneMs,
         completed: c.outcome === "completed",
-        followUpKnown: c.followUpKnown,
+        followUpKnown: c.followUpKnown || c.followUpClaimed === true,
       });
     }
     const decision = inferParent(task, candidates, this.settings.inferWindowMs, nowMs, final);
     if (decision.kind === "wait") return;
     task.linkDecided = true;
+    if (decision.kind === "ambiguous") {
+      for (const id of decision.candidateTaskIds) {
+        const c = this.tasks.get(id);
+        if (c) {
+          c.followUpClaimed = true;
+          this.markDirty(c);
+        }
+      }
+    }
     if (decision.kind === "link" && !this.isAncestor(task.taskId, decision.parentTaskId)) {
       task.link = "inferred";
       task.inferredParentId = decision.parentTaskId;
@@ -685,6 +717,14 @@ export class TasksModel extends EventEmitter<TaskEvents> {
    * chain.
    */
   private checkChainEnds(nowMs: number): void {
+    if (this.chainPending.size === 0) return;
+    // Latest publication of an undecided open task per subject: a follow-up that may still be inferred.
+    const undecided = new Map<string, number>();
+    for (const id of this.open) {
+      const t = this.tasks.get(id);
+      if (t && !t.linkDecided)
+        undecided.set(t.subject, Math.max(undecided.get(t.subject) ?? 0, t.publishedMs));
+    }
     for (const id of this.chainPending) {
       const task = this.tasks.get(id);
       if (!task || task.chainChecked || !task.ids) {
@@ -697,8 +737,8 @@ export class TasksModel extends EventEmitter<TaskEvents> {
           this.chainPending.delete(id);
           continue;
         }
-        if (nowMs <= (task.doneMs ?? 0) + this.settings.inferWindowMs || this.followUpMayExist(task))
-          continue;
+        const mayFollow = (undecided.get(task.onCompletePublishTo) ?? 0) > task.publishedMs;
+        if (nowMs <= (task.doneMs ?? 0) + this.settings.inferWindowMs || mayFollow) continue;
       }
       task.chainChecked = true;
       this.chainPending.delete(id);
@@ -718,16 +758,6 @@ export class TasksModel extends EventEmitter<TaskEvents> {
         steps: task.ids.depth + 1,
       });
     }
-  }
-
-  /** An open, unlinked task on the on_complete subject that may still be inferred as its follow-up. */
-  private followUpMayExist(task: TaskRecord): boolean {
-    for (const id of this.open) {
-      const t = this.tasks.get(id);
-      if (t && !t.linkDecided && t.subject === task.onCompletePublishTo && t.publishedMs > task.publishedMs)
-        return true;
-    }
-    return false;
   }
 
   /** Forget ended tasks past the retention, and the oldest ended ones beyond the size bound. */

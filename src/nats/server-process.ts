@@ -63,6 +63,11 @@ export interface NatsServerOptions {
   name?: string;
   /** Log to this file instead of discarding. */
   logFile?: string;
+  /**
+   * Run it in a process group of its own, so that a terminal's Ctrl-C reaches only the parent,
+   * which stops its NATS clients first and the server last (the demo).
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface NatsServerProcess {
@@ -94,7 +99,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
   let child: ChildProcess;
   const launch = async () => {
-    child = spawn(bin, args, { stdio: ["ignore", "ignore", options.logFile ? "ignore" : "pipe"] });
+    child = spawn(bin, args, {
+      stdio: ["ignore", "ignore", options.logFile ? "ignore" : "pipe"],
+      detached: options.ownProcessGroup ?? false,
+    });
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => {
       if (stderr.length < 20_000) stderr += d.toString();

@@ -247,7 +247,8 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
     }
   }
 
-  async function consumeBatches(): Promise<void> {
+  /** Pulls and handles advisories until stopped; `healthy` is called after each batch handled in full. */
+  async function consumeBatches(healthy: () => void): Promise<void> {
     const consumer = await js.consumers.get(streamName, ADVISORY_CONSUMER);
     while (!stopped) {
       const batch = await consumer.fetch({ max_messages: BATCH, expires: FETCH_EXPIRES_MS });
@@ -265,6 +266,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
       } finally {
         stopFetch = undefined;
       }
+      healthy();
     }
   }
 
@@ -279,13 +281,20 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
 
   async function run(firstSetUp: Promise<void>): Promise<void> {
     let setUpDone = firstSetUp;
+    let failing = false;
     while (!stopped) {
       try {
         await setUpDone;
-        await consumeBatches();
+        await consumeBatches(() => (failing = false));
       } catch (err) {
         if (stopped) break;
-        log.warn({ err: (err as Error).message, stream: streamName }, "advisories: retrying");
+        // Once per outage at warn (NATS down, no JetStream, a dead-letter stream refusing), then debug.
+        const level = failing ? "debug" : "warn";
+        failing = true;
+        log[level](
+          { err: (err as Error).message, stream: streamName },
+          "advisories: cannot read or route; retrying (unacked advisories are handled again)",
+        );
         await sleep(RETRY_MS);
         setUpDone = setUp();
       }

@@ -66,7 +66,7 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   /** Records taken from the model but not written yet (kept on failure, retried next flush). */
   const pendingTasks = new Map<string, TaskRecord>();
   const pendingCursors = new Map<string, number>();
-  let flushing: Promise<void> | undefined;
+  let flushing: Promise<void> = Promise.resolve();
 
   async function writeAll(): Promise<void> {
     for (const [id, record] of pendingTasks) {
@@ -116,12 +116,10 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       const dirty = tasks.takeDirty();
       for (const t of dirty.tasks) pendingTasks.set(t.taskId, t);
       for (const [stream, seq] of dirty.cursors) pendingCursors.set(stream, seq);
-      if (flushing) return flushing;
-      flushing = writeAll()
-        .catch((err: unknown) =>
-          log.warn({ err: (err as Error).message }, "chain state not saved; retrying on the next flush"),
-        )
-        .finally(() => (flushing = undefined));
+      // Flushes run one after the other; each writes everything pending when it starts.
+      flushing = flushing.then(writeAll).catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, "chain state not saved; retrying on the next flush");
+      });
       return flushing;
     },
   };

@@ -9,6 +9,7 @@
 // that was not already read by an earlier poll. orgwatch's own streams and consumers (named with
 // OWN_CONSUMER_PREFIX) are left out: orgwatch is not part of the organization it watches.
 import pLimit from "p-limit";
+import { NoRespondersError } from "@nats-io/transport-node";
 import type { ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
@@ -165,8 +166,14 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           pending = limit(async () => {
             requests++;
             if (stream.allowDirect) {
-              const m = await jsm.direct.getMessage(stream.name, { seq, next_by_subj: filter });
-              return m ? { seq: m.seq, ms: m.time.getTime() } : undefined;
+              try {
+                const m = await jsm.direct.getMessage(stream.name, { seq, next_by_subj: filter });
+                return m ? { seq: m.seq, ms: m.time.getTime() } : undefined;
+              } catch (err) {
+                // No responders: the stream was deleted since the list; it is gone at the next poll.
+                if (err instanceof NoRespondersError) return undefined;
+                throw err;
+              }
             }
             const subject = `${apiPrefix}.STREAM.MSG.GET.${stream.name}`;
             const body = encoder.encode(JSON.stringify({ seq, next_by_subj: filter }));
@@ -285,7 +292,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           }
           const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
           // The stream's consumer count is the organization's too.
-          if (theirs.length !== stream.consumers) streams.set(stream.name, { ...stream, consumers: theirs.length });
+          if (theirs.length !== stream.consumers)
+            streams.set(stream.name, { ...stream, consumers: theirs.length });
           const states = await Promise.all(
             theirs.map(async (ci) => toConsumerState(stream, ci, await oldestUnacked(stream, ci))),
           );
@@ -305,6 +313,15 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       health.pollsCompleted++;
       health.lastPollSuccessMs = Date.now();
       health.lastPollDurationSeconds = (performance.now() - t0) / 1000;
+      log.debug(
+        {
+          streams: streams.size,
+          consumers: consumers.size,
+          requests,
+          seconds: health.lastPollDurationSeconds,
+        },
+        "JetStream polled",
+      );
     } catch (err) {
       health.pollErrors++;
       health.lastPollError = (err as Error).message;

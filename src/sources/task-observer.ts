@@ -144,9 +144,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       for (const reader of readers.values()) reader.stop();
       readers.clear();
       tasks.tick();
-      // Twice: a flush already in flight may not include the last changes.
-      await store?.flush(tasks).catch(() => undefined);
-      await store?.flush(tasks).catch(() => undefined);
+      await store?.flush(tasks);
     },
   };
 }

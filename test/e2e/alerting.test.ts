@@ -42,6 +42,14 @@ const NO_DATA_EXCEPTIONS: Record<string, string> = {
     "counts agents with a broadcast unacknowledged for over 5 minutes; this test runs for well under 90 s",
 };
 
+/** Latency panels that show exemplars but whose histogram has none, and why. */
+const NO_EXEMPLAR_EXCEPTIONS: Record<string, string> = {
+  "agent.json/Processing time (delivery → ack)":
+    "orgwatch_task_processing_seconds is observed from sampled acks, which carry no trace id",
+  "chains.json/Work time (delivery → ack)":
+    "orgwatch_task_processing_seconds is observed from sampled acks, which carry no trace id",
+};
+
 interface WebhookAlert {
   status: "firing" | "resolved";
   labels: Record<string, string>;
@@ -117,6 +125,7 @@ function testAlertmanagerConfig(webhookUrl: string): string {
 interface PanelTarget {
   expr: string;
   instant?: boolean;
+  exemplar?: boolean;
 }
 interface Panel {
   type: string;
@@ -125,7 +134,7 @@ interface Panel {
   panels?: Panel[];
 }
 
-function dashboardQueries(): { panel: string; expr: string; instant: boolean }[] {
+function dashboardQueries(): { panel: string; expr: string; instant: boolean; exemplar: boolean }[] {
   const dir = join(ROOT, "dashboards");
   return readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
@@ -139,6 +148,7 @@ function dashboardQueries(): { panel: string; expr: string; instant: boolean }[]
             panel: `${file}/${p.title}`,
             expr: t.expr,
             instant: t.instant === true,
+            exemplar: t.exemplar === true,
           })),
         );
     });
@@ -202,6 +212,8 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
           scrape_configs: [{ job_name: "orgwatch", static_configs: [{ targets: [daemonTarget] }] }],
         }),
       shortenedRuleFiles(),
+      // Exemplars (trace ids on latency histograms) are kept only with this feature on.
+      ["--enable-feature=exemplar-storage"],
     );
   });
 
@@ -337,6 +349,11 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
     expect(
       alerts.filter((a) => a.labels["alertname"] === "OrgwatchConsumerLag").map((a) => a.labels["role"]),
     ).toEqual(["cto"]);
+    // Nor any other alert about its work: the healthy agent is quiet.
+    const aboutSecurity = alerts
+      .filter((a) => a.labels["role"] === "security")
+      .map((a) => a.labels["alertname"]);
+    expect(aboutSecurity).toEqual([]);
   });
 
   it("pages for the dead letter through Alertmanager, and sends the lag warning to chat", async () => {
@@ -415,5 +432,36 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
       "match[]": "orgwatch_consumer_lag_messages",
     });
     expect(roles.data).toEqual(expect.arrayContaining(ROLES));
+  });
+
+  it("every latency panel's exemplars reach Prometheus with a trace id (exceptions listed with their reason)", async () => {
+    const queries = dashboardQueries().filter((q) => q.exemplar);
+    expect(queries.length).toBeGreaterThan(5);
+    const end = Date.now() / 1000;
+    const problems: string[] = [];
+    const excused = new Set<string>();
+    for (const q of queries) {
+      const expr = expand(q.expr);
+      const body = await promApi<
+        { seriesLabels: Record<string, string>; exemplars: { labels: Record<string, string> }[] }[]
+      >(prometheus.url, "/api/v1/query_exemplars", {
+        query: expr,
+        start: String(end - 60),
+        end: String(end),
+      });
+      if (body.status !== "success") {
+        problems.push(`${q.panel}: query_exemplars failed for ${expr}: ${body.error}`);
+        continue;
+      }
+      const traceIds = body.data.flatMap((s) => s.exemplars.map((e) => e.labels["trace_id"] ?? ""));
+      if (traceIds.length > 0 && traceIds.every((id) => /^[0-9a-f]{32}$/.test(id))) continue;
+      if (traceIds.length === 0 && NO_EXEMPLAR_EXCEPTIONS[q.panel] !== undefined) {
+        excused.add(q.panel);
+        continue;
+      }
+      problems.push(`${q.panel}: exemplars ${JSON.stringify(traceIds.slice(0, 3))} for ${expr}`);
+    }
+    expect(problems).toEqual([]);
+    expect([...excused].sort()).toEqual(Object.keys(NO_EXEMPLAR_EXCEPTIONS).sort());
   });
 });

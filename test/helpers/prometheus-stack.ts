@@ -73,6 +73,7 @@ async function startProcess(
 export async function startPrometheus(
   config: (dir: string) => string,
   files: Record<string, string> = {},
+  extraArgs: string[] = [],
 ): Promise<ManagedProcess> {
   const binary = findBinary("prometheus");
   if (!binary) throw new Error("prometheus is not installed (apt-get install prometheus)");
@@ -89,6 +90,7 @@ export async function startPrometheus(
       // Alerts reach Alertmanager at once instead of after the default minute.
       "--rules.alert.resend-delay=1s",
       "--log.level=warn",
+      ...extraArgs,
     ],
     dir,
     "/-/ready",

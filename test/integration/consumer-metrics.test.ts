@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
+  StorageType,
   jetstream,
   jetstreamManager,
   type ConsumerInfo,
@@ -99,6 +100,13 @@ function statusOf(m: Scrape, stream: string, consumer: string): string[] {
     .map((s) => s.labels["status"]!);
 }
 
+/** One poll, which must succeed (a failed poll keeps the last values, and the test would read those). */
+async function pollOk(daemon: Daemon): Promise<void> {
+  const errors = daemon.org.health.pollErrors;
+  await daemon.pollNow();
+  expect(daemon.org.health.pollErrors, daemon.org.health.lastPollError).toBe(errors);
+}
+
 describe("consumer and stream metrics on the reference topology", () => {
   let server: NatsServerProcess;
   let nc: NatsConnection;
@@ -136,7 +144,7 @@ describe("consumer and stream metrics on the reference topology", () => {
       "deadletter.route": false,
     });
     // The first poll, before any work: every consumer's history starts empty-handed.
-    await daemon.pollNow();
+    await pollOk(daemon);
   });
   afterAll(async () => {
     await daemon?.stop();
@@ -183,7 +191,7 @@ describe("consumer and stream metrics on the reference topology", () => {
     await js.publish("orders.new", "o2");
     expect((await fetchN(js, "ORDERS", "billing", 1)).map((m) => m.seq)).toEqual([1]);
 
-    await daemon.pollNow();
+    await pollOk(daemon);
     const { m, before, after } = await timedScrape(daemon.url);
     // The cost of that poll: one stream list page, one consumer list page for each of the six
     // streams with consumers (not one request per consumer), and one message read for each of the
@@ -334,7 +342,7 @@ describe("consumer and stream metrics on the reference topology", () => {
     const stored = await storedMs(jsm, "AGENT_CTO_TASKS", 3);
     const labels = { stream: "AGENT_CTO_TASKS", consumer: "cto-worker" };
     // A poll that finds the same ack floors reads no message again.
-    await daemon.pollNow();
+    await pollOk(daemon);
     expect(daemon.org.jetstream.current!.requests).toBe(1 + 6);
     const a = await timedScrape(daemon.url);
     await waitFor(() => Date.now() - a.after > 20, { what: "time to pass" });
@@ -346,8 +354,8 @@ describe("consumer and stream metrics on the reference topology", () => {
     expect(ageB).toBeGreaterThan(ageA);
   });
 
-  it("renders the large families once per poll, not per scrape", async () => {
-    await daemon.pollNow();
+  it("shows the last poll's values until the next poll", async () => {
+    await pollOk(daemon);
     const one = (await scrape(daemon.url)).text;
     // A change on the server is not seen until the next poll.
     await js.publish("genbrain.agents.ceo.tasks", "not yet polled");
@@ -355,9 +363,16 @@ describe("consumer and stream metrics on the reference topology", () => {
     const two = (await scrape(daemon.url)).text;
     const fixed = (text: string) => text.split("\n").filter((l) => l.startsWith("orgwatch_stream_"));
     expect(fixed(two)).toEqual(fixed(one));
-    await daemon.pollNow();
+    await pollOk(daemon);
     const three = await scrape(daemon.url);
     expect(three.value("orgwatch_stream_messages", { stream: "AGENT_CEO_TASKS" })).toBe(1);
+    // The same families in OpenMetrics, before its closing `# EOF`.
+    const res = await fetch(daemon.url + "/metrics", { headers: { Accept: "application/openmetrics-text" } });
+    expect(res.headers.get("content-type")).toMatch(/^application\/openmetrics-text/);
+    const om = await res.text();
+    expect(om.endsWith("\n# EOF\n")).toBe(true);
+    expect(om.match(/^# EOF$/gm)).toHaveLength(1);
+    expect(om).toContain('orgwatch_stream_messages{stream="AGENT_CEO_TASKS",role="ceo",kind="tasks"} 1\n');
   });
 
   it("evaluates a consumer stalled once its ack floor is stuck past the ack wait, and ok once acked", async () => {
@@ -366,14 +381,14 @@ describe("consumer and stream metrics on the reference topology", () => {
     await js.publish("genbrain.agents.qa.tasks", "hard task");
     const [held] = await fetchN(js, "AGENT_QA_TASKS", "qa-worker", 1);
     const fetchedAt = Date.now();
-    await daemon.pollNow();
+    await pollOk(daemon);
     // The floor has been stuck for less than the ack wait: in flight, fine.
     if (Date.now() - fetchedAt < ackWaitMs) {
       expect(statusOf(await scrape(daemon.url), "AGENT_QA_TASKS", "qa-worker")).toEqual(["ok"]);
     }
     await waitFor(
       async () => {
-        await daemon.pollNow();
+        await pollOk(daemon);
         return statusOf(await scrape(daemon.url), "AGENT_QA_TASKS", "qa-worker")[0] === "stalled";
       },
       { what: "qa-worker stalled", intervalMs: 200 },
@@ -385,7 +400,7 @@ describe("consumer and stream metrics on the reference topology", () => {
     expect(m.value("orgwatch_consumer_ack_wait_seconds", { consumer: "qa-worker" })).toBe(1.5);
     // The agent finally acknowledges: the floor moves, nothing waits.
     await held!.ackAck();
-    await daemon.pollNow();
+    await pollOk(daemon);
     expect(statusOf(await scrape(daemon.url), "AGENT_QA_TASKS", "qa-worker")).toEqual(["ok"]);
   });
 
@@ -395,13 +410,13 @@ describe("consumer and stream metrics on the reference topology", () => {
     await js.publish("genbrain.agents.ops.tasks", "b");
     const seen: string[] = [];
     for (let i = 0; i < WINDOW; i++) {
-      await daemon.pollNow();
+      await pollOk(daemon);
       seen.push(...statusOf(await scrape(daemon.url), "AGENT_OPS_TASKS", "ops-worker"));
     }
     expect(seen).toEqual(["ok", "ok", "stopped"]);
     // An agent comes back and works one off: deliveries and acks again, lag shrinking.
     for (const m of await fetchN(js, "AGENT_OPS_TASKS", "ops-worker", 1)) await m.ackAck();
-    await daemon.pollNow();
+    await pollOk(daemon);
     expect(statusOf(await scrape(daemon.url), "AGENT_OPS_TASKS", "ops-worker")).toEqual(["ok"]);
   });
 
@@ -409,16 +424,16 @@ describe("consumer and stream metrics on the reference topology", () => {
     await createReferenceTopology(jsm, { roles: ["dev"], broadcastRoles: [] });
     await js.publish("genbrain.agents.dev.tasks", "1");
     await js.publish("genbrain.agents.dev.tasks", "2");
-    await daemon.pollNow();
+    await pollOk(daemon);
     for (const m of await fetchN(js, "AGENT_DEV_TASKS", "dev-worker", 1)) await m.ackAck();
     await js.publish("genbrain.agents.dev.tasks", "3");
     await js.publish("genbrain.agents.dev.tasks", "4");
-    await daemon.pollNow();
+    await pollOk(daemon);
     const m = await scrape(daemon.url);
     expect(m.value("orgwatch_consumer_lag_messages", { consumer: "dev-worker" })).toBe(3);
     expect(statusOf(m, "AGENT_DEV_TASKS", "dev-worker")).toEqual(["lagging"]);
     for (const msg of await fetchN(js, "AGENT_DEV_TASKS", "dev-worker", 3)) await msg.ackAck();
-    await daemon.pollNow();
+    await pollOk(daemon);
     expect(statusOf(await scrape(daemon.url), "AGENT_DEV_TASKS", "dev-worker")).toEqual(["ok"]);
   });
 
@@ -444,7 +459,7 @@ describe("consumer and stream metrics on the reference topology", () => {
       { what: "the server to give up the message" },
     );
     const stored = await storedMs(jsm, "AGENT_DL_TASKS", 1);
-    await daemon.pollNow();
+    await pollOk(daemon);
     const when = await timedScrape(daemon.url);
     const labels = { stream: "AGENT_DL_TASKS", consumer: "dl-worker" };
     expect(when.m.value("orgwatch_consumer_lag_messages", labels)).toBe(0);
@@ -457,7 +472,7 @@ describe("consumer and stream metrics on the reference topology", () => {
       // A later message acknowledged moves the floor past it: healthy again.
       await js.publish("genbrain.agents.dl.tasks", "fine");
       for (const msg of await fetchN(js, "AGENT_DL_TASKS", "dl-worker", 1)) await msg.ackAck();
-      await daemon.pollNow();
+      await pollOk(daemon);
       const later = await scrape(daemon.url);
       expect(later.value("orgwatch_consumer_ack_floor_stream_sequence", labels)).toBe(2);
       expect(later.value("orgwatch_consumer_oldest_unacked_age_seconds", labels)).toBe(0);
@@ -469,13 +484,13 @@ describe("consumer and stream metrics on the reference topology", () => {
   });
 
   it("removes the series of consumers and streams that disappear", async () => {
-    await daemon.pollNow();
+    await pollOk(daemon);
     let m = await scrape(daemon.url);
     expect(m.series("orgwatch_consumer_lag_messages", { consumer: "billing" })).toHaveLength(1);
     expect(m.series("orgwatch_consumer_lag_messages", { stream: "AGENT_QA_TASKS" })).toHaveLength(1);
     await jsm.consumers.delete("ORDERS", "billing");
     await jsm.streams.delete("AGENT_QA_TASKS");
-    await daemon.pollNow();
+    await pollOk(daemon);
     m = await scrape(daemon.url);
     const names = [
       ...new Set(
@@ -509,7 +524,8 @@ describe("a stream holding several roles' tasks", () => {
     server = await startNatsServer();
     nc = await connect({ servers: server.url });
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: "TEAM_TASKS", subjects: ["genbrain.agents.*.tasks"] });
+    // Direct get on: the oldest unacknowledged messages are read with direct gets.
+    await jsm.streams.add({ name: "TEAM_TASKS", subjects: ["genbrain.agents.*.tasks"], allow_direct: true });
     for (const role of ["ceo", "cto"]) {
       await jsm.consumers.add("TEAM_TASKS", {
         durable_name: `worker-${role}`,
@@ -540,7 +556,7 @@ describe("a stream holding several roles' tasks", () => {
   });
 
   it("takes each consumer's role from its filter subject, and broadcast roles from the configured pattern", async () => {
-    await daemon.pollNow();
+    await pollOk(daemon);
     const m = await scrape(daemon.url);
     expect(consumerSeries(m, "orgwatch_consumer_pending_messages")).toEqual(
       [
@@ -560,5 +576,65 @@ describe("a stream holding several roles' tasks", () => {
     expect(consumers.get("TEAM_TASKS/worker-ceo")!.oldestUnackedSequence).toBe(1);
     expect(consumers.get("TEAM_TASKS/worker-cto")!.oldestUnackedSequence).toBe(2);
     expect(consumers.get("TEAM_TASKS/auditor")!.oldestUnackedSequence).toBe(1);
+    expect(daemon.org.jetstream.current!.streams.get("TEAM_TASKS")!.allowDirect).toBe(true);
+    const jsm = await jetstreamManager(nc);
+    for (const [consumer, seq] of [
+      ["worker-ceo", 1],
+      ["worker-cto", 2],
+    ] as const) {
+      expect(consumers.get(`TEAM_TASKS/${consumer}`)!.oldestUnackedMs).toBe(
+        await storedMs(jsm, "TEAM_TASKS", seq),
+      );
+    }
+  });
+});
+
+describe("paged lists", () => {
+  let server: NatsServerProcess;
+  let nc: NatsConnection;
+  let daemon: Daemon;
+  const STREAMS = 300;
+  const CONSUMERS = 300;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    // More than one page (256) of streams, and of consumers on one stream.
+    const creations: Promise<unknown>[] = [];
+    for (let i = 0; i < STREAMS; i++) {
+      creations.push(
+        jsm.streams.add({ name: `BULK_${i}`, subjects: [`bulk.${i}`], storage: StorageType.Memory }),
+      );
+    }
+    await Promise.all(creations);
+    await Promise.all(
+      Array.from({ length: CONSUMERS }, (_, i) =>
+        jsm.consumers.add("BULK_0", { durable_name: `c${i}`, ack_policy: AckPolicy.Explicit }),
+      ),
+    );
+    await jetstream(nc).publish("bulk.0", "one");
+    daemon = await startTestDaemon(server.url);
+  });
+  afterAll(async () => {
+    await daemon?.stop();
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("reads every page of streams and consumers", async () => {
+    await pollOk(daemon);
+    const poll = daemon.org.jetstream.current!;
+    expect(poll.streams.size).toBe(STREAMS);
+    expect(poll.consumers.size).toBe(CONSUMERS);
+    // The message all 300 consumers wait for is read once.
+    await pollOk(daemon);
+    expect(daemon.org.jetstream.current!.requests).toBe(2 + 2);
+    const m = await scrape(daemon.url);
+    expect(m.series("orgwatch_stream_messages")).toHaveLength(STREAMS);
+    expect(m.series("orgwatch_consumer_pending_messages", { stream: "BULK_0" }).map((s) => s.value)).toEqual(
+      Array<number>(CONSUMERS).fill(1),
+    );
+    expect(m.value("orgwatch_stream_consumers", { stream: "BULK_0" })).toBe(CONSUMERS);
   });
 });

@@ -281,3 +281,86 @@ describe("dead letters routed to a core subject", () => {
     }
   });
 });
+
+describe("settings: ack samples captured, routing off", () => {
+  let server: NatsServerProcess;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let js: JetStreamClient;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    jsm = await jetstreamManager(nc);
+    js = jetstream(nc);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("observes acks sampled while orgwatch was down", async () => {
+    const settings = { "advisories.ack-wait": 2_000, "advisories.ack-samples": "capture" };
+    let daemon = await startTestDaemon(server.url, settings);
+    await daemon.started;
+    await daemon.stop();
+    const si = await jsm.streams.info("ORGWATCH_ADVISORIES");
+    expect(si.config.subjects).toContain("$JS.EVENT.METRIC.CONSUMER.ACK.>");
+
+    const { stream, subject } = await createPoisonableConsumer(jsm, {
+      role: "cfo",
+      consumer: "cfo",
+      ackWaitMs: 30_000,
+      sampleFreq: "100%",
+    });
+    for (let i = 0; i < 2; i++) await js.publish(subject, enc.encode(JSON.stringify({ task_id: `f${i}` })));
+    const c = await js.consumers.get(stream, "cfo");
+    for (let acked = 0; acked < 2;) {
+      const m = await c.next({ expires: 2_000 });
+      if (m) {
+        await m.ackAck();
+        acked++;
+      }
+    }
+    await waitFor(async () => (await streamMessages(jsm, "ORGWATCH_ADVISORIES")) >= 2, {
+      what: "the samples captured",
+    });
+
+    daemon = await startTestDaemon(server.url, settings);
+    try {
+      await daemon.started;
+      await waitFor(
+        async () =>
+          (await scrape(daemon.url)).histogram("orgwatch_task_processing_seconds", { role: "cfo" })?.count ===
+          2,
+        { what: "two processing observations for role cfo" },
+      );
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it("with routing off, counts a dead letter and publishes nothing", async () => {
+    await jsm.streams.add({ name: "DEADLETTER", subjects: ["genbrain.org.deadletter"] });
+    const daemon = await startTestDaemon(server.url, {
+      "advisories.ack-wait": 2_000,
+      "deadletter.route": false,
+    });
+    try {
+      await daemon.started;
+      const { stream, subject } = await createPoisonableConsumer(jsm, { role: "legal", consumer: "legal" });
+      await js.publish(subject, enc.encode("poison"));
+      const counted = async () => {
+        await daemon.pollNow();
+        const m = await scrape(daemon.url);
+        return (
+          m.value("orgwatch_deadletter_messages_total", { stream, consumer: "legal", role: "legal" }) === 1
+        );
+      };
+      await failEverything(js, stream, "legal", async () => (await advisoriesDrained(jsm)) && counted());
+      expect(await streamMessages(jsm, "DEADLETTER")).toBe(0);
+    } finally {
+      await daemon.stop();
+    }
+  });
+});

@@ -83,7 +83,10 @@ describe("orgwatch demo", () => {
 
   beforeAll(async () => {
     startedAt = Date.now();
-    demo = spawnOrgwatch(["demo", "--pace", String(PACE), "--web.listen-address", "127.0.0.1:0"]);
+    // In a process group of its own, like a command started from a shell: Ctrl-C is SIGINT to the group.
+    demo = spawnOrgwatch(["demo", "--pace", String(PACE), "--web.listen-address", "127.0.0.1:0"], {
+      detached: true,
+    });
     demo.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
     demo.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     exited = new Promise((resolve) => demo.once("exit", (code) => resolve(code)));
@@ -94,7 +97,7 @@ describe("orgwatch demo", () => {
   });
 
   afterAll(() => {
-    if (demo.exitCode === null && demo.signalCode === null) demo.kill("SIGKILL");
+    if (demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid!, "SIGKILL");
   });
 
   it("prints a banner with the metrics URL, what to look at and how to stop", () => {
@@ -137,13 +140,19 @@ describe("orgwatch demo", () => {
   });
 
   it("routes the flaky agent's poison task to the dead letters, and no one else's", async () => {
-    const seen = await storyPart("a dead letter from devops", DEADLINE_MS.deadletter, (s) => {
-      const all = s.series("orgwatch_deadletter_messages_total");
-      const devops = all.filter((d) => d.labels["role"] === "devops").reduce((n, d) => n + d.value, 0);
-      return devops >= 1 && all;
-    });
-    const others = seen.filter((d) => d.labels["role"] !== "devops").reduce((n, d) => n + d.value, 0);
-    expect(others).toBe(0);
+    const sum = (series: { labels: Record<string, string>; value: number }[], devops: boolean) =>
+      series.filter((d) => (d.labels["role"] === "devops") === devops).reduce((n, d) => n + d.value, 0);
+    const seen = await storyPart(
+      "a dead letter (and the nak before it) from devops",
+      DEADLINE_MS.deadletter,
+      (s) => {
+        const deadLetters = s.series("orgwatch_deadletter_messages_total");
+        const naks = s.series("orgwatch_consumer_naks_total");
+        return sum(deadLetters, true) >= 1 && sum(naks, true) >= 1 && { deadLetters, naks };
+      },
+    );
+    expect(sum(seen.deadLetters, false)).toBe(0);
+    expect(sum(seen.naks, false)).toBe(0);
   });
 
   it("shows completed CEO → CTO → Security → CEO chains", async () => {
@@ -158,14 +167,14 @@ describe("orgwatch demo", () => {
     });
   });
 
-  it("stops every child process and removes its temporary state on SIGINT", async () => {
+  it("stops every child process and removes its temporary state on Ctrl-C", async () => {
     const children = descendants(demo.pid!);
     const nats = children.find((c) => c.cmdline.includes("nats-server"));
     expect(nats).toBeDefined();
     const storeDir = / -sd (\S+)/.exec(nats!.cmdline)?.[1];
     expect(storeDir && existsSync(storeDir)).toBeTruthy();
 
-    demo.kill("SIGINT");
+    process.kill(-demo.pid!, "SIGINT");
     expect(await exited).toBe(0);
     expect(stdout).toContain("temporary state removed");
     for (const child of children) expect(alive(child.pid), `${child.pid} ${child.cmdline}`).toBe(false);

@@ -96,13 +96,26 @@ describe("hostile input", () => {
     taken: () => number,
     what: string,
   ): Promise<void> {
+    await sendGenerated(messages.length, (i) => messages[i]!, taken, what);
+  }
+
+  /** The same, for `count` messages made one at a time (so that none is kept by the test). */
+  async function sendGenerated(
+    count: number,
+    make: (i: number) => { subject: string; data: Uint8Array },
+    taken: () => number,
+    what: string,
+  ): Promise<void> {
     const CHUNK = 2000;
-    for (let i = 0; i < messages.length; i += CHUNK) {
+    for (let i = 0; i < count; i += CHUNK) {
       const before = taken();
-      const chunk = messages.slice(i, i + CHUNK);
-      for (const m of chunk) nc.publish(m.subject, m.data);
+      const n = Math.min(CHUNK, count - i);
+      for (let j = i; j < i + n; j++) {
+        const m = make(j);
+        nc.publish(m.subject, m.data);
+      }
       await nc.flush();
-      await waitFor(() => taken() - before >= chunk.length, { timeoutMs: 20_000, what });
+      await waitFor(() => taken() - before >= n, { timeoutMs: 20_000, what });
     }
   }
 
@@ -131,8 +144,12 @@ describe("hostile input", () => {
     await send(messages, taken, "the malformed events taken in");
     const heapBefore = heapMb();
     // Tens of thousands of distinct types: only the first few that fit under the cap become labels.
-    const flood = Array.from({ length: 50_000 }, (_, i) => ev(json({ type: `t-${i}`, role: "cto" })));
-    await send(flood, taken, "the flood of distinct event types taken in");
+    await sendGenerated(
+      50_000,
+      (i) => ev(json({ type: `t-${i}`, role: "cto" })),
+      taken,
+      "the flood of distinct event types taken in",
+    );
     const heapAfter = heapMb();
 
     const m = await scrape(daemon.url);
@@ -192,8 +209,12 @@ describe("hostile input", () => {
     const before = invalidCount(daemon, "status");
     await send(messages, taken, "the malformed statuses taken in");
     const heapBefore = heapMb();
-    const flood = Array.from({ length: 5_000 }, (_, i) => st(`agent-${i}`, json({ state: "idle" })));
-    await send(flood, taken, "statuses from 5,000 distinct roles taken in");
+    await sendGenerated(
+      5_000,
+      (i) => st(`agent-${i}`, json({ state: "idle" })),
+      taken,
+      "statuses from 5,000 distinct roles taken in",
+    );
     const heapAfter = heapMb();
     bare.unsubscribe();
 
@@ -238,6 +259,17 @@ describe("hostile input", () => {
     );
     const m = await scrape(daemon.url);
     expect(m.value("orgwatch_consumer_lag_messages", { consumer: "cto-worker" })).toBe(payloads.length);
+    // Each task once (by task id): "huge" and "deep" repeat their ids; 500 distinct ones.
+    const deepValid = parsesAsJson(payloads[53]!);
+    const inv = (reason: string) =>
+      m.value("orgwatch_invalid_messages_total", { source: "task", reason }) ?? 0;
+    expect(inv("invalid_json")).toBe(50 + (deepValid ? 0 : 5));
+    expect(inv("wrong_type")).toBe(10);
+    const published = 1 + (deepValid ? 1 : 0) + 500;
+    expect(total(m, "orgwatch_tasks_published_total")).toBe(published);
+    expect(m.value("orgwatch_label_overflow_total", { metric: "orgwatch_tasks_published_total" })).toBe(
+      published - CAP,
+    );
     // Every family, whatever the input, has a bounded number of series.
     const families = new Map<string, number>();
     for (const line of m.text.split("\n")) {

@@ -21,6 +21,7 @@ describe("simulated organization", () => {
   const statuses = new Map<string, number>();
   const events: Record<string, unknown>[] = [];
   const crashed: { taskId: string; delivery: number }[] = [];
+  const naked: { taskId: string; delivery: number }[] = [];
   const published: { role: string; task: TaskMessage; seq: number }[] = [];
 
   beforeAll(async () => {
@@ -41,6 +42,7 @@ describe("simulated organization", () => {
     await nc.flush();
     org = await startSimulatedOrganization({ servers: server.url, pace: PACE, seed: SEED });
     org.on("crashed", (c) => crashed.push(c));
+    org.on("naked", (c) => naked.push(c));
     org.on("published", (p) => published.push(p));
   });
 
@@ -106,15 +108,24 @@ describe("simulated organization", () => {
     expect(completed).toMatchObject({ role: "cto", task_id: root.task_id, ts: expect.any(String) });
   });
 
-  it("crashes the flaky agent on its poison task until max-deliver", async () => {
+  it("has the flaky agent crash on its poison task, nak it, and crash again until max-deliver", async () => {
     const devops = roster(6).find((a) => a.role === "devops")!;
     const poison = assignments(SEED, devops, scale).next().value!;
     expect(poison.poison).toBe(true);
-    await waitFor(() => crashed.filter((c) => c.taskId === poison.task.task_id).length === 3, {
+    await waitFor(() => crashed.filter((c) => c.taskId === poison.task.task_id).length === 2, {
       timeoutMs: 30_000,
-      what: "three crashes on the poison task",
+      what: "two crashes on the poison task",
     });
-    expect(crashed.filter((c) => c.taskId === poison.task.task_id).map((c) => c.delivery)).toEqual([1, 2, 3]);
+    expect(crashed.filter((c) => c.taskId === poison.task.task_id).map((c) => c.delivery)).toEqual([1, 3]);
+    expect(naked.filter((c) => c.taskId === poison.task.task_id).map((c) => c.delivery)).toEqual([2]);
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: "task.rejected",
+        role: "devops",
+        task_id: poison.task.task_id,
+        delivery: 2,
+      }),
+    );
   });
 
   it("has every agent send status heartbeats, and leaves broadcasts unacked only by the one that ignores them", async () => {

@@ -4,6 +4,7 @@ import {
   assignments,
   broadcasts,
   chainedTask,
+  poisonReaction,
   roster,
   scaledSla,
   work,
@@ -108,6 +109,10 @@ describe("assignments", () => {
     for (const role of ["cto", "marketing", "finance"]) {
       expect(take(assignments(1, agent(role), scale), 50).some((t) => t.poison)).toBe(false);
     }
+  });
+
+  it("have the flaky agent crash, nak, then crash for good on a poison task", () => {
+    expect([1, 2, 3].map(poisonReaction)).toEqual(["crash", "nak", "crash"]);
   });
 
   it("come only from agents that are assigned work", () => {

@@ -1,0 +1,158 @@
+// The benchmark tables, in Markdown (printed by `npm run bench`, pasted into BENCHMARKS.md).
+import type { ChainResult } from "./chains.js";
+import type { IngestResult } from "./ingest.js";
+import type { PollCost } from "./poll-cost.js";
+import type { ScrapeResult } from "./scrape.js";
+
+const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(n < 10 ? 1 : 0)} ms` : "–");
+const num = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+const mb = (n: number) => `${n.toFixed(0)} MB`;
+const x = (n: number) => `${n.toFixed(2)}×`;
+const kb = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+export function pollTable(rows: readonly PollCost[]): string {
+  return table(
+    [
+      "streams",
+      "consumers",
+      "lagging",
+      "requests expected",
+      "orgwatch requests cold / warm",
+      "bare requests",
+      "orgwatch wall (cold)",
+      "bare wall",
+      "ratio (target ≤ 1.5×)",
+      "orgwatch CPU / bare CPU",
+      "bytes on the wire (cold)",
+      "orgwatch wall (warm)",
+      "one INFO per consumer",
+    ],
+    rows.map((r) => [
+      num(r.topology.streams),
+      num(r.topology.consumers),
+      num(r.topology.lagging),
+      num(r.expectedRequests),
+      `${num(r.cold.requests)} / ${num(r.warm.requests)}`,
+      num(r.bare.requests),
+      ms(r.cold.wallMs),
+      ms(r.bare.wallMs),
+      x(r.ratio),
+      `${ms(r.cold.cpuMs)} / ${ms(r.bare.cpuMs)}`,
+      kb(r.cold.bytes),
+      ms(r.warm.wallMs),
+      r.perConsumerInfoMs === undefined ? "–" : ms(r.perConsumerInfoMs),
+    ]),
+  );
+}
+
+export function ingestTable(rows: readonly (IngestResult & { mode: string })[]): string {
+  return table(
+    [
+      "mode",
+      "messages",
+      "orgwatch rate",
+      "bare JSON.parse rate",
+      "ratio (target ≥ 0.6×)",
+      "orgwatch per CPU-second",
+      "bare per CPU-second",
+      "dropped orgwatch / bare",
+      "publisher rate",
+    ],
+    rows.map((r) => [
+      r.mode,
+      num(r.messages),
+      `${num(r.orgwatch.ratePerSecond)}/s`,
+      `${num(r.bare.ratePerSecond)}/s`,
+      x(r.ratio),
+      `${num(r.orgwatch.received / (r.orgwatch.cpuMs / 1000))}/s`,
+      `${num(r.bare.received / (r.bare.cpuMs / 1000))}/s`,
+      `${num(r.orgwatch.dropped)} / ${num(r.bare.dropped)}`,
+      `${num(r.publisherRate)}/s`,
+    ]),
+  );
+}
+
+export function scrapeTable(r: ScrapeResult, consumers: number): string {
+  const row = (name: string, s: ScrapeResult["orgwatch"]) => [
+    name,
+    num(s.series),
+    kb(s.bytes),
+    num(s.scrapes),
+    `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.maxMs)}`,
+    ms(s.child.maxStallMs),
+    mb(s.child.rssPeakMb),
+    mb(s.child.rssNowMb),
+  ];
+  return table(
+    [
+      `/metrics at ${num(consumers)} consumers`,
+      "series",
+      "body",
+      "scrapes",
+      "latency p50 / p99 / max (target ≤ 50 ms)",
+      "longest event-loop stall (target ≤ 50 ms)",
+      "RSS peak (target ≤ 200 MB)",
+      "RSS at the end",
+    ],
+    [row("orgwatch (daemon, all sources, polling)", r.orgwatch), row("bare prom-client, same series", r.bare)],
+  );
+}
+
+export function natsTable(r: ScrapeResult, consumers: number, pollIntervalMs: number): string {
+  const n = r.nats;
+  return table(
+    [
+      `NATS at ${num(consumers)} consumers, poll every ${pollIntervalMs / 1000} s`,
+      "polls",
+      "JetStream API requests",
+      "per poll",
+      "per minute",
+      "server CPU (share of a core)",
+      "server CPU idle",
+    ],
+    [
+      [
+        `${n.seconds.toFixed(0)} s run`,
+        num(n.polls),
+        num(n.apiRequests),
+        num(n.apiRequestsPerPoll),
+        num((n.apiRequests / n.seconds) * 60),
+        `${n.serverCpuPercent.toFixed(1)} %`,
+        `${n.idleServerCpuPercent.toFixed(1)} %`,
+      ],
+    ],
+  );
+}
+
+export function chainTable(r: ChainResult): string {
+  return table(
+    [
+      "tasks",
+      "chains (3 steps)",
+      "offered rate",
+      "orgwatch CPU (share of a core)",
+      "RSS peak",
+      "spans exported",
+      "completion → span export p50 / p99 / max",
+    ],
+    [
+      [
+        num(r.tasks),
+        num(r.chains),
+        `${num(r.offeredRate)}/s`,
+        `${r.cpuPercent.toFixed(0)} %`,
+        mb(r.rssPeakMb),
+        num(r.spansExported),
+        `${ms(r.exportDelayP50Ms)} / ${ms(r.exportDelayP99Ms)} / ${ms(r.exportDelayMaxMs)}`,
+      ],
+    ],
+  );
+}

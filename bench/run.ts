@@ -1,0 +1,138 @@
+// `npm run bench`: every benchmark, each against nats-servers of its own on free ports, then the
+// tables (Markdown, as in BENCHMARKS.md). Options:
+//   --quick            small sizes (a minute or so; for trying the harness, not for figures)
+//   --only a,b         some of: poll, ingest, chains, scrape
+//   --json <file>      also write the raw results
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
+import { measureChains, type ChainResult } from "./chains.js";
+import { INGEST_SERVER_CONFIG, measureIngest, type IngestResult } from "./ingest.js";
+import { measurePollCost, type PollCost } from "./poll-cost.js";
+import { chainTable, ingestTable, natsTable, pollTable, scrapeTable } from "./report.js";
+import { measureScrape, type ScrapeResult } from "./scrape.js";
+import { createBenchTopology, planTopology, type BenchTopology } from "./topology.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const onlyArg = args[args.indexOf("--only") + 1];
+const only = args.includes("--only") && onlyArg ? new Set(onlyArg.split(",")) : undefined;
+const jsonOut = args.includes("--json") ? args[args.indexOf("--json") + 1] : undefined;
+const wants = (name: string) => !only || only.has(name);
+
+const SIZES: [number, number][] = quick
+  ? [
+      [10, 100],
+      [100, 1000],
+    ]
+  : [
+      [10, 100],
+      [100, 1000],
+      [1000, 10_000],
+    ];
+const POLL_INTERVAL_MS = 15_000;
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+async function withServer<T>(
+  options: Parameters<typeof startNatsServer>[0],
+  run: (server: NatsServerProcess) => Promise<T>,
+): Promise<T> {
+  const server = await startNatsServer(options);
+  try {
+    return await run(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function build(server: NatsServerProcess, topology: BenchTopology): Promise<void> {
+  const t0 = performance.now();
+  const nc = await connect({ servers: server.url, name: "bench-setup" });
+  await createBenchTopology(nc, await jetstreamManager(nc, { checkAPI: false }), topology);
+  await nc.close();
+  log(`created ${topology.streams} streams, ${topology.consumers} consumers in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+const results: {
+  machine: Record<string, unknown>;
+  poll: PollCost[];
+  ingest: (IngestResult & { mode: string })[];
+  chains?: ChainResult;
+  scrape?: ScrapeResult;
+} = {
+  machine: {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverageAtStart: loadavg().map((l) => l.toFixed(1)).join(" "),
+  },
+  poll: [],
+  ingest: [],
+};
+
+const largest = SIZES[SIZES.length - 1]!;
+if (wants("poll") || wants("scrape")) {
+  for (const [streams, consumers] of SIZES) {
+    const isLargest = streams === largest[0] && consumers === largest[1];
+    if (!wants("poll") && !isLargest) continue;
+    const monitorPort = await freePort();
+    await withServer({ args: ["-m", String(monitorPort)] }, async (server) => {
+      const topology = planTopology(streams, consumers);
+      await build(server, topology);
+      if (wants("poll")) {
+        log(`poll cost at ${consumers} consumers`);
+        results.poll.push(await measurePollCost(server.url, topology, { iterations: quick ? 3 : 5 }));
+      }
+      if (isLargest && wants("scrape")) {
+        log(`/metrics and NATS load at ${consumers} consumers (poll every ${POLL_INTERVAL_MS / 1000} s)`);
+        results.scrape = await measureScrape(
+          server.url,
+          { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },
+          quick
+            ? { pollIntervalMs: 2000, durationMs: 5000, idleMs: 2000 }
+            : { pollIntervalMs: POLL_INTERVAL_MS, durationMs: 4 * POLL_INTERVAL_MS, idleMs: 15_000 },
+        );
+      }
+    });
+  }
+}
+
+if (wants("ingest")) {
+  await withServer({ config: INGEST_SERVER_CONFIG }, async (server) => {
+    for (const mode of ["drain", "live"] as const) {
+      log(`ingest (${mode})`);
+      results.ingest.push(await measureIngest(server.url, { messages: quick ? 100_000 : 400_000, mode }));
+    }
+  });
+}
+
+if (wants("chains")) {
+  await withServer({}, async (server) => {
+    log("task observation and chains");
+    results.chains = await measureChains(server.url, quick ? { chains: 300, tasksPerSecond: 300 } : {});
+  });
+}
+
+results.machine["loadAverageAtEnd"] = loadavg().map((l) => l.toFixed(1)).join(" ");
+const m = results.machine;
+const out: string[] = [
+  `Machine: ${String(m["cpus"])} × ${String(m["cpu"])}, ${String(m["memoryGb"])} GB, Node ${String(m["node"])}; ` +
+    `load average ${String(m["loadAverageAtStart"])} at the start, ${String(m["loadAverageAtEnd"])} at the end.`,
+  "",
+];
+if (results.poll.length > 0) out.push("### Poll cost", "", pollTable(results.poll), "");
+if (results.ingest.length > 0) out.push("### Ingest (status and events)", "", ingestTable(results.ingest), "");
+if (results.chains) out.push("### Task observation and chains", "", chainTable(results.chains), "");
+if (results.scrape) {
+  out.push("### /metrics", "", scrapeTable(results.scrape, largest[1]), "");
+  out.push("### Load on NATS", "", natsTable(results.scrape, largest[1], quick ? 2000 : POLL_INTERVAL_MS), "");
+}
+process.stdout.write(out.join("\n") + "\n");
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify(results, null, 2));
+process.exit(0);

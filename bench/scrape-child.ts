@@ -1,0 +1,116 @@
+// A process serving /metrics for bench/scrape.ts, measuring itself: the longest event-loop stall
+// (perf_hooks.monitorEventLoopDelay) and resident memory, peaks included (sampled every 10 ms, and
+// the kernel's own maxRSS). Two modes:
+//   orgwatch <nats url> <poll interval ms>   the daemon (startDaemon, every source) on that server
+//   bare <exposition file>                   prom-client gauges holding the same series, rendered
+//                                            by registry.metrics() on every scrape
+// Talks over IPC: sends {ready, url}; on "report" sends the figures; on "exit" leaves.
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { Gauge, Registry } from "prom-client";
+import { configWith } from "../src/config/load.js";
+import { startDaemon } from "../src/daemon.js";
+import { silentLogger } from "../src/log.js";
+
+export interface ChildReport {
+  readonly maxStallMs: number;
+  readonly p99StallMs: number;
+  readonly rssPeakMb: number;
+  readonly rssNowMb: number;
+  readonly heapUsedMb: number;
+  readonly polls: number;
+  readonly series: number;
+}
+
+const MB = 1024 * 1024;
+const send = (m: unknown) => process.send?.(m);
+
+let rssPeak = 0;
+const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 10);
+const loop = monitorEventLoopDelay({ resolution: 5 });
+
+const [mode, arg, intervalArg] = process.argv.slice(2);
+let url: string;
+let polls = () => 0;
+let series = 0;
+
+if (mode === "orgwatch") {
+  const config = configWith({
+    "nats-url": [arg!],
+    "web.listen-address": "127.0.0.1:0",
+    "poll-interval": Number(intervalArg),
+  });
+  const daemon = await startDaemon(config, { log: silentLogger() });
+  await daemon.started;
+  // Wait for the first poll: the bench measures a daemon that knows its organization.
+  while (daemon.org.health.pollsCompleted === 0) await new Promise((r) => setTimeout(r, 20));
+  polls = () => daemon.org.health.pollsCompleted;
+  series = daemon.org.jetstream.current?.consumers.size ?? 0;
+  url = `${daemon.url}/metrics`;
+} else {
+  const text = readFileSync(arg!, "utf8");
+  const registry = new Registry();
+  const families = new Map<string, { help: string; samples: { labels: Record<string, string>; value: number }[] }>();
+  let help = new Map<string, string>();
+  const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+  const PAIR = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("# HELP ")) {
+      const [name, ...rest] = line.slice(7).split(" ");
+      help.set(name!, rest.join(" "));
+      continue;
+    }
+    if (line.startsWith("#") || line === "") continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    // Gauges only (the big families are); histograms and counters of the exposition are few.
+    const name = m[1]!;
+    if (/_(bucket|sum|count|total|created)$/.test(name)) continue;
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of (m[2] ?? "").matchAll(PAIR)) labels[k!] = v!;
+    let fam = families.get(name);
+    if (!fam) families.set(name, (fam = { help: help.get(name) ?? name, samples: [] }));
+    fam.samples.push({ labels, value: Number(m[3]) });
+    series++;
+  }
+  help = new Map();
+  for (const [name, fam] of families) {
+    const labelNames = [...new Set(fam.samples.flatMap((s) => Object.keys(s.labels)))];
+    const g = new Gauge({ name, help: fam.help, labelNames, registers: [registry] });
+    for (const s of fam.samples) g.set(s.labels, s.value);
+  }
+  families.clear();
+  const server = createServer((_req, res) => {
+    void registry.metrics().then((body) => {
+      res.writeHead(200, { "content-type": registry.contentType });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const address = server.address();
+  url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/metrics`;
+}
+
+// Measure from here: start-up (building the registry, the first poll) is not steady state.
+loop.enable();
+rssPeak = process.memoryUsage.rss();
+send({ ready: true, url });
+
+process.on("message", (m) => {
+  if (m === "report") {
+    const report: ChildReport = {
+      maxStallMs: loop.max / 1e6,
+      p99StallMs: loop.percentile(99) / 1e6,
+      rssPeakMb: Math.max(rssPeak, process.memoryUsage.rss()) / MB,
+      rssNowMb: process.memoryUsage.rss() / MB,
+      heapUsedMb: process.memoryUsage().heapUsed / MB,
+      polls: polls(),
+      series,
+    };
+    send({ report });
+  } else if (m === "exit") {
+    clearInterval(sampler);
+    process.exit(0);
+  }
+});

@@ -1,0 +1,164 @@
+// /metrics at scale and the load orgwatch puts on NATS. The daemon runs in a child process
+// (bench/scrape-child.ts) against the benchmark organization at a given poll interval; this process
+// scrapes it on a fixed cadence (scrape latency), while the child measures its event-loop stalls and
+// resident memory, and the nats-server's CPU time and JetStream API request count (its /jsz) are read
+// before and after. Then prom-client alone serves the same series from a bare registry, for comparison.
+import { fork, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ChildReport } from "./scrape-child.js";
+import { max, median, percentile } from "./stats.js";
+
+const CHILD = fileURLToPath(new URL("./scrape-child.ts", import.meta.url));
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export interface ScrapeSide {
+  readonly scrapes: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly bytes: number;
+  readonly series: number;
+  readonly child: ChildReport;
+}
+
+export interface NatsLoad {
+  readonly seconds: number;
+  readonly polls: number;
+  /** JetStream API requests the server handled during the run (only orgwatch was asking). */
+  readonly apiRequests: number;
+  readonly apiRequestsPerPoll: number;
+  /** The server's CPU time over the run, as a share of one core. */
+  readonly serverCpuPercent: number;
+  /** The same, with nothing connected, for the same length of time. */
+  readonly idleServerCpuPercent: number;
+}
+
+export interface ScrapeResult {
+  readonly orgwatch: ScrapeSide;
+  readonly bare: ScrapeSide;
+  readonly nats: NatsLoad;
+}
+
+/** Utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of stat(5); after the command name the list starts at field 3.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function apiTotal(monitorUrl: string): Promise<number> {
+  const jsz = (await (await fetch(`${monitorUrl}/jsz`)).json()) as { api?: { total?: number } };
+  return jsz.api?.total ?? 0;
+}
+
+function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  // BENCH_CPU_PROF_DIR=<dir>: each child writes a V8 CPU profile there (open it in Chrome DevTools).
+  const profile = process.env["BENCH_CPU_PROF_DIR"];
+  const execArgv = ["--import", "tsx", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : [])];
+  const child = fork(CHILD, args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`scrape child exited (${code}) before it was ready`)));
+    child.on("message", (m: { ready?: boolean; url?: string }) => {
+      if (m.ready) resolve({ child, url: m.url! });
+    });
+  });
+}
+
+function report(child: ChildProcess): Promise<ChildReport> {
+  return new Promise((resolve) => {
+    child.on("message", (m: { report?: ChildReport }) => {
+      if (m.report) resolve(m.report);
+    });
+    child.send("report");
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once("exit", r));
+  child.send("exit");
+  await exited;
+}
+
+/** Scrapes `url` every `everyMs` for `durationMs` (at least `minScrapes` times). */
+async function scrapeLoop(url: string, durationMs: number, everyMs: number, minScrapes: number) {
+  const latencies: number[] = [];
+  let last = "";
+  const until = performance.now() + durationMs;
+  while (performance.now() < until || latencies.length < minScrapes) {
+    const t0 = performance.now();
+    const res = await fetch(url);
+    last = await res.text();
+    latencies.push(performance.now() - t0);
+    const rest = everyMs - (performance.now() - t0);
+    if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+  }
+  return { latencies, last };
+}
+
+function side(latencies: number[], text: string, child: ChildReport): ScrapeSide {
+  let series = 0;
+  for (const line of text.split("\n")) if (line !== "" && !line.startsWith("#")) series++;
+  return {
+    scrapes: latencies.length,
+    p50Ms: median(latencies),
+    p99Ms: percentile(latencies, 99),
+    maxMs: max(latencies),
+    bytes: text.length,
+    series,
+    child,
+  };
+}
+
+export async function measureScrape(
+  natsUrl: string,
+  server: { pid: number; monitorUrl: string },
+  { pollIntervalMs = 15_000, durationMs = 45_000, scrapeEveryMs = 500, bareScrapes = 10, idleMs = 10_000 } = {},
+): Promise<ScrapeResult> {
+  // The server idle, for comparison.
+  const idle0 = cpuSeconds(server.pid);
+  await new Promise((r) => setTimeout(r, idleMs));
+  const idleCpu = cpuSeconds(server.pid) - idle0;
+
+  const ours = await startChild(["orgwatch", natsUrl, String(pollIntervalMs)]);
+  let orgwatch: ScrapeSide;
+  let nats: NatsLoad;
+  const dir = mkdtempSync(join(tmpdir(), "orgwatch-bench-"));
+  try {
+    const api0 = await apiTotal(server.monitorUrl);
+    const cpu0 = cpuSeconds(server.pid);
+    const t0 = performance.now();
+    const polls0 = (await report(ours.child)).polls;
+    const run = await scrapeLoop(ours.url, durationMs, scrapeEveryMs, 3);
+    const seconds = (performance.now() - t0) / 1000;
+    const childReport = await report(ours.child);
+    const apiRequests = (await apiTotal(server.monitorUrl)) - api0;
+    const polls = childReport.polls - polls0;
+    nats = {
+      seconds,
+      polls,
+      apiRequests,
+      apiRequestsPerPoll: polls > 0 ? apiRequests / polls : NaN,
+      serverCpuPercent: ((cpuSeconds(server.pid) - cpu0) / seconds) * 100,
+      idleServerCpuPercent: (idleCpu / (idleMs / 1000)) * 100,
+    };
+    orgwatch = side(run.latencies, run.last, childReport);
+    writeFileSync(join(dir, "exposition.txt"), run.last);
+  } finally {
+    await stopChild(ours.child);
+  }
+  try {
+    const bareChild = await startChild(["bare", join(dir, "exposition.txt")]);
+    try {
+      const run = await scrapeLoop(bareChild.url, 0, scrapeEveryMs, bareScrapes);
+      return { orgwatch, bare: side(run.latencies, run.last, await report(bareChild.child)), nats };
+    } finally {
+      await stopChild(bareChild.child);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

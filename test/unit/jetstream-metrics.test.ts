@@ -1,0 +1,143 @@
+// The consumer and stream families are rendered to text once per poll; only the age is computed at
+// scrape time. Checked on the exporter alone, with polls made by hand.
+import { describe, expect, it } from "vitest";
+import { configWith } from "../../src/config/load.js";
+import {
+  escapeLabelValue,
+  registerJetStreamMetrics,
+  renderAges,
+  renderPoll,
+} from "../../src/exporters/metrics/jetstream.js";
+import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
+import type { ConsumerState, PollResult, StreamState } from "../../src/model/jetstream.js";
+import { Organization } from "../../src/model/organization.js";
+import { parseScrape } from "../helpers/metrics.js";
+
+function stream(name: string, overrides: Partial<StreamState> = {}): StreamState {
+  return {
+    name,
+    subjects: [`genbrain.agents.${name.toLowerCase()}.tasks`],
+    kind: "tasks",
+    role: name.toLowerCase(),
+    messages: 3,
+    bytes: 120,
+    firstSequence: 1,
+    lastSequence: 3,
+    consumers: 1,
+    storage: "file",
+    replicas: 1,
+    maxAgeMs: 0,
+    maxMsgs: -1,
+    maxBytes: -1,
+    maxMsgsPerSubject: -1,
+    cluster: undefined,
+    allowDirect: false,
+    ...overrides,
+  };
+}
+
+function consumer(streamName: string, name: string, overrides: Partial<ConsumerState> = {}): ConsumerState {
+  return {
+    stream: streamName,
+    name,
+    kind: "tasks",
+    role: "cto",
+    filterSubjects: [],
+    deliverGroup: undefined,
+    ackPolicy: "explicit",
+    durable: true,
+    sampleFrequency: "",
+    pending: 2,
+    ackPending: 1,
+    redelivered: 1,
+    waitingPulls: 0,
+    deliveredStreamSequence: 1,
+    deliveredConsumerSequence: 2,
+    ackFloorStreamSequence: 0,
+    ackFloorConsumerSequence: 0,
+    createdMs: 1_000,
+    lastDeliveryMs: 1_700_000_000_500,
+    lastAckMs: undefined,
+    ackWaitMs: 1_800_000,
+    maxDeliver: 3,
+    oldestUnackedSequence: 1,
+    oldestUnackedMs: 1_700_000_000_000,
+    status: "stalled",
+    ...overrides,
+  };
+}
+
+function poll(streams: StreamState[], consumers: ConsumerState[]): PollResult {
+  return {
+    at: 0,
+    streams: new Map(streams.map((s) => [s.name, s])),
+    consumers: new Map(consumers.map((c) => [`${c.stream}/${c.name}`, c])),
+    requests: 0,
+  };
+}
+
+describe("JetStream metrics exporter", () => {
+  it("renders each series with its labels, one-hot status, and omits times the server did not give", () => {
+    const rendered = renderPoll(poll([stream("CTO")], [consumer("CTO", "cto-worker")]));
+    const m = parseScrape(rendered.fixed + renderAges(rendered, 1_700_000_010_000));
+    const labels = { stream: "CTO", consumer: "cto-worker", role: "cto", kind: "tasks" };
+    expect(m.series("orgwatch_consumer_lag_messages")).toEqual([{ labels, value: 3 }]);
+    expect(m.value("orgwatch_consumer_last_delivery_timestamp_seconds", labels)).toBe(1_700_000_000.5);
+    expect(m.series("orgwatch_consumer_last_ack_timestamp_seconds")).toEqual([]);
+    expect(m.value("orgwatch_consumer_ack_wait_seconds", labels)).toBe(1800);
+    expect(m.value("orgwatch_consumer_oldest_unacked_age_seconds", labels)).toBe(10);
+    expect(
+      m.series("orgwatch_consumer_status", labels).map((s) => `${s.labels["status"]}=${s.value}`),
+    ).toEqual(["ok=0", "lagging=0", "stalled=1", "stopped=0"]);
+    expect(m.series("orgwatch_stream_bytes")).toEqual([
+      { labels: { stream: "CTO", role: "cto", kind: "tasks" }, value: 120 },
+    ]);
+    // Every family has its HELP and TYPE, even when it has no series.
+    expect(rendered.fixed).toContain("# TYPE orgwatch_consumer_last_ack_timestamp_seconds gauge\n");
+  });
+
+  it("never reports a negative age (clock skew), and 0 when nothing is unacknowledged", () => {
+    const rendered = renderPoll(
+      poll(
+        [stream("CTO")],
+        [
+          consumer("CTO", "a"),
+          consumer("CTO", "b", { oldestUnackedMs: undefined, oldestUnackedSequence: undefined }),
+        ],
+      ),
+    );
+    const m = parseScrape(renderAges(rendered, 1_699_999_999_000));
+    expect(m.value("orgwatch_consumer_oldest_unacked_age_seconds", { consumer: "a" })).toBe(0);
+    expect(m.value("orgwatch_consumer_oldest_unacked_age_seconds", { consumer: "b" })).toBe(0);
+  });
+
+  it("escapes label values", () => {
+    expect(escapeLabelValue('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
+    const rendered = renderPoll(poll([stream('we"ird', { role: "" })], []));
+    expect(parseScrape(rendered.fixed).series("orgwatch_stream_messages")[0]!.labels["stream"]).toBe(
+      'we"ird',
+    );
+  });
+
+  it("renders the text once per poll: scrapes reuse it until the next poll", async () => {
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerJetStreamMetrics(metrics, org);
+    const body = async () => (await metrics.render(false)).body;
+    expect((await body()).trim()).toBe("");
+
+    const first = poll([stream("CTO")], [consumer("CTO", "cto-worker")]);
+    org.jetstream.applyPoll(first);
+    const fixed = (text: string) => text.split("\n").filter((l) => !l.includes("oldest_unacked_age"));
+    const once = await body();
+    // Changing the poll's data behind the exporter's back shows nothing: the text was made at the poll.
+    (first.streams as Map<string, StreamState>).set("CEO", stream("CEO"));
+    expect(fixed(await body())).toEqual(fixed(once));
+    expect(parseScrape(await body()).series("orgwatch_stream_messages")).toHaveLength(1);
+
+    org.jetstream.applyPoll(poll([stream("CEO")], []));
+    const m = parseScrape(await body());
+    expect(m.series("orgwatch_stream_messages").map((s) => s.labels["stream"])).toEqual(["CEO"]);
+    expect(m.series("orgwatch_consumer_lag_messages")).toEqual([]);
+  });
+});

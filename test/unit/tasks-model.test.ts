@@ -1,0 +1,235 @@
+// The task model on its own: poll results and signals in, lifecycle, links and chain ends out.
+import { describe, expect, it } from "vitest";
+import {
+  JetStreamModel,
+  type ConsumerState,
+  type PollResult,
+  type StreamState,
+} from "../../src/model/jetstream.js";
+import { TasksModel, type ChainSummary, type ObservedTask, type TaskRecord } from "../../src/model/tasks.js";
+import type { TaskMessage } from "../../src/logic/task-message.js";
+
+const STREAM = "AGENT_CTO_TASKS";
+const SUBJECT = "genbrain.agents.cto.tasks";
+/** The model's own timers use the real clock: the workload's times are offsets from now. */
+const T0 = Date.now();
+const SETTINGS = { inferWindowMs: 60_000, taskTimeoutMs: 3_600_000, maxTasks: 1000, retentionMs: 86_400_000 };
+
+function consumer(over: Partial<ConsumerState>): ConsumerState {
+  return {
+    stream: STREAM,
+    name: "cto-worker",
+    kind: "tasks",
+    role: "cto",
+    filterSubjects: [],
+    deliverGroup: undefined,
+    ackPolicy: "explicit",
+    durable: true,
+    sampleFrequency: "",
+    pending: 0,
+    ackPending: 0,
+    redelivered: 0,
+    waitingPulls: 0,
+    deliveredStreamSequence: 0,
+    deliveredConsumerSequence: 0,
+    ackFloorStreamSequence: 0,
+    ackFloorConsumerSequence: 0,
+    createdMs: 1,
+    lastDeliveryMs: undefined,
+    lastAckMs: undefined,
+    ackWaitMs: 30_000,
+    maxDeliver: 3,
+    oldestUnackedSequence: undefined,
+    oldestUnackedMs: undefined,
+    status: "ok",
+    ...over,
+  };
+}
+
+function poll(at: number, consumers: ConsumerState[]): PollResult {
+  const stream = { name: STREAM, kind: "tasks", role: "cto", firstSequence: 1 } as StreamState;
+  return {
+    at,
+    streams: new Map([[STREAM, stream]]),
+    consumers: new Map(consumers.map((c) => [`${c.stream}/${c.name}`, c])),
+    requests: 0,
+  };
+}
+
+function observed(
+  seq: number,
+  message: Partial<TaskMessage> & { taskId: string },
+  storedMs = T0 + seq * 1000,
+): ObservedTask {
+  return {
+    message: {
+      type: "work",
+      parentTaskId: undefined,
+      sla: { ackWithinSeconds: undefined, completeWithinMinutes: undefined },
+      onCompletePublishTo: undefined,
+      ...message,
+    },
+    traceparent: undefined,
+    subject: SUBJECT,
+    role: "cto",
+    stream: STREAM,
+    streamSequence: seq,
+    storedMs,
+  };
+}
+
+function setup(settings = SETTINGS) {
+  const js = new JetStreamModel();
+  const tasks = new TasksModel(settings, js);
+  const finished: TaskRecord[] = [];
+  const chains: ChainSummary[] = [];
+  tasks.on("finished", (t) => finished.push({ ...t }));
+  tasks.on("chainFinished", (c) => chains.push(c));
+  const settled = () => new Promise((r) => setTimeout(r, 0));
+  return { js, tasks, finished, chains, settled };
+}
+
+describe("TasksModel", () => {
+  it("completes tasks as the ack floor passes them, with delivery times from the poll", async () => {
+    const { js, tasks, finished, settled } = setup();
+    tasks.observePublished(observed(1, { taskId: "a" }), T0 + 1000);
+    tasks.observePublished(observed(2, { taskId: "b" }), T0 + 2000);
+    await settled();
+    js.applyPoll(
+      poll(T0 + 5000, [
+        consumer({
+          deliveredStreamSequence: 2,
+          deliveredConsumerSequence: 2,
+          ackFloorStreamSequence: 1,
+          ackPending: 1,
+        }),
+      ]),
+    );
+    expect(finished.map((t) => [t.taskId, t.outcome, t.doneMs, t.firstDeliveryMs])).toEqual([
+      ["a", "completed", T0 + 5000, T0 + 5000],
+    ]);
+    expect(tasks.get("b")?.firstDeliveryMs).toBe(T0 + 5000);
+    expect(tasks.get("b")?.consumer).toBe("cto-worker");
+  });
+
+  it("on a 2.9 server, a dead message holding the ack floor does not hide the completion of later ones", async () => {
+    const { js, tasks, finished, settled } = setup();
+    for (const [seq, id] of [
+      [1, "dead"],
+      [2, "ok-1"],
+      [3, "ok-2"],
+    ] as const)
+      tasks.observePublished(observed(seq, { taskId: id }));
+    await settled();
+    // Everything delivered, nothing waits for an ack, but the floor stays at 0 behind message 1.
+    js.applyPoll(
+      poll(T0 + 9000, [
+        consumer({
+          deliveredStreamSequence: 3,
+          deliveredConsumerSequence: 5,
+          ackFloorStreamSequence: 0,
+          oldestUnackedSequence: 1,
+        }),
+      ]),
+    );
+    expect(finished.map((t) => t.taskId).sort()).toEqual(["ok-1", "ok-2"]);
+    tasks.recordDeadLetter({
+      stream: STREAM,
+      streamSequence: 1,
+      consumer: "cto-worker",
+      deliveries: 3,
+      atMs: T0 + 9500,
+    });
+    await settled();
+    const dead = finished.find((t) => t.taskId === "dead")!;
+    expect(dead.outcome).toBe("dead_letter");
+    expect(dead.deliveries).toBe(3);
+    expect(dead.events.map((e) => e.name)).toEqual(["delivery", "redelivery", "redelivery", "dead_letter"]);
+  });
+
+  it("applies signals that arrive before the task is observed", async () => {
+    const { js, tasks, finished, settled } = setup();
+    js.applyPoll(poll(T0, []));
+    // A sampled ack of another kind of stream is not kept waiting for a task.
+    tasks.recordAck({ stream: "ORG_BROADCASTS", streamSequence: 2, consumer: "x", atMs: T0 });
+    tasks.recordCompletionSignal({ taskId: "early", outcome: "failed", atMs: T0 + 5000 });
+    tasks.recordAck({
+      stream: STREAM,
+      streamSequence: 2,
+      consumer: "cto-worker",
+      deliveries: 2,
+      atMs: T0 + 6000,
+    });
+    tasks.observePublished(observed(1, { taskId: "early" }));
+    tasks.observePublished(observed(2, { taskId: "acked" }));
+    await settled();
+    expect(finished.map((t) => [t.taskId, t.outcome, t.doneMs, t.deliveries])).toEqual([
+      ["early", "failed", T0 + 5000, 0],
+      ["acked", "completed", T0 + 6000, 2],
+    ]);
+  });
+
+  it("times out a task still open after the maximum, and counts its SLA breaches once", () => {
+    const { tasks, finished } = setup({ ...SETTINGS, taskTimeoutMs: 10_000 });
+    const breaches: string[] = [];
+    tasks.on("slaBreach", (t, sla) => breaches.push(`${t.taskId}:${sla}`));
+    tasks.observePublished(
+      observed(1, { taskId: "slow", sla: { ackWithinSeconds: 2, completeWithinMinutes: 0.1 } }, T0 + 1000),
+    );
+    tasks.tick(T0 + 2000);
+    expect(tasks.overdue(T0 + 2000).size).toBe(0);
+    tasks.tick(T0 + 3500);
+    expect(tasks.overdue(T0 + 3500).get("cto")).toEqual({ ack: 1, complete: 0 });
+    tasks.tick(T0 + 8000);
+    expect(tasks.overdue(T0 + 8000).get("cto")).toEqual({ ack: 1, complete: 1 });
+    tasks.tick(T0 + 12_000);
+    expect(breaches).toEqual(["slow:ack", "slow:complete"]);
+    expect(finished.map((t) => [t.taskId, t.outcome, t.doneMs])).toEqual([["slow", "timeout", T0 + 11_000]]);
+    expect(tasks.overdue(T0 + 12_000).size).toBe(0);
+  });
+
+  it("ends a chain when its last task has no follow-up, or when the follow-up did not come within the window", async () => {
+    const { tasks, chains, settled } = setup();
+    tasks.observePublished(
+      observed(1, { taskId: "p", onCompletePublishTo: "genbrain.agents.security.tasks" }, T0 + 1000),
+    );
+    tasks.recordCompletionSignal({ taskId: "p", outcome: "completed", atMs: T0 + 4000 });
+    await settled();
+    tasks.tick(T0 + 5000);
+    expect(chains).toEqual([]); // its follow-up may still come
+    tasks.tick(T0 + 4000 + 60_001);
+    expect(chains).toEqual([
+      { rootTaskId: "p", lastTaskId: "p", traceId: expect.any(String), durationSeconds: 3, steps: 1 },
+    ]);
+  });
+
+  it("survives a parent_task_id cycle", async () => {
+    const { tasks, finished, settled } = setup();
+    tasks.observePublished(observed(1, { taskId: "a", parentTaskId: "b" }));
+    tasks.observePublished(observed(2, { taskId: "b", parentTaskId: "a" }));
+    tasks.recordCompletionSignal({ taskId: "a", outcome: "completed", atMs: T0 + 3000 });
+    tasks.recordCompletionSignal({ taskId: "b", outcome: "completed", atMs: T0 + 4000 });
+    await settled();
+    expect(finished.map((t) => t.taskId)).toEqual(["a", "b"]);
+  });
+
+  it("keeps at most max-tasks, forgetting the oldest ended first, and restores what was saved", async () => {
+    const { tasks, settled } = setup({ ...SETTINGS, maxTasks: 2 });
+    for (let i = 1; i <= 3; i++) {
+      tasks.observePublished(observed(i, { taskId: `t${i}` }, Date.now()));
+      tasks.recordCompletionSignal({ taskId: `t${i}`, outcome: "completed", atMs: Date.now() });
+    }
+    await settled();
+    tasks.tick();
+    expect(tasks.size).toBe(2);
+    expect(tasks.get("t1")).toBeUndefined();
+    const saved = tasks.takeDirty();
+    expect(saved.cursors).toEqual([[STREAM, 3]]);
+
+    const { tasks: again } = setup();
+    again.restore(saved.tasks, saved.cursors);
+    expect(again.cursor(STREAM)).toBe(3);
+    expect(again.get("t3")?.exported).toBe(true);
+    expect(again.get("t3")?.ids).toEqual(tasks.get("t3")?.ids);
+  });
+});
