@@ -56,7 +56,9 @@ export async function barePoll(nc: NatsConnection, concurrency: number): Promise
     const offsets: number[] = [];
     for (let o = items.length; o < first.total; o += first.limit) offsets.push(o);
     requests += offsets.length;
-    const pages = await Promise.all(offsets.map((offset) => limit(() => request<Page>(nc, subject, { offset }))));
+    const pages = await Promise.all(
+      offsets.map((offset) => limit(() => request<Page>(nc, subject, { offset }))),
+    );
     for (const p of pages) items.push(...((p[field] ?? []) as typeof items));
     return items;
   };
@@ -89,7 +91,14 @@ export async function barePoll(nc: NatsConnection, concurrency: number): Promise
   );
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { requests, streams: streams.length, consumers, reads, wallMs, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return {
+    requests,
+    streams: streams.length,
+    consumers,
+    reads,
+    wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 /** One CONSUMER.INFO per consumer (what a naive exporter does): the cost the paged lists avoid. */

@@ -28,7 +28,10 @@ const agents = CHAIN_ROLES.map(async (role, step) => {
     m.ack();
     const now = Date.now();
     completedAt[task.task_id] = now;
-    nc.publish("genbrain.org.events", JSON.stringify({ type: "task.completed", role, task_id: task.task_id, ts: now / 1000 }));
+    nc.publish(
+      "genbrain.org.events",
+      JSON.stringify({ type: "task.completed", role, task_id: task.task_id, ts: now / 1000 }),
+    );
     const next = CHAIN_ROLES[step + 1];
     if (next !== undefined) {
       nc.publish(

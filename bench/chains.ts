@@ -60,7 +60,11 @@ export async function measureChains(
   const jsm = await jetstreamManager(nc, { checkAPI: false });
   for (const role of ROLES) {
     const stream = `AGENT_${role.toUpperCase()}_TASKS`;
-    await jsm.streams.add({ name: stream, subjects: [`genbrain.agents.${role}.tasks`], storage: StorageType.File });
+    await jsm.streams.add({
+      name: stream,
+      subjects: [`genbrain.agents.${role}.tasks`],
+      storage: StorageType.File,
+    });
     await jsm.consumers.add(stream, {
       durable_name: `${role}-worker`,
       ack_policy: AckPolicy.Explicit,
@@ -104,7 +108,8 @@ export async function measureChains(
     const tasks = chains * ROLES.length;
     // Spans follow completions; give the daemon a bounded time to export the last ones.
     const until = Date.now() + 30_000;
-    while (exporter.exportedAt.size < tasks && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (exporter.exportedAt.size < tasks && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const delays: number[] = [];

@@ -66,7 +66,6 @@ async function receive(
   let last = 0;
   const cpu0 = process.cpuUsage();
   let pub: { published: number; ms: number };
-  let watch: NodeJS.Timeout | undefined;
   if (mode === "drain") {
     const r = spawnSync(process.execPath, ["--import", "tsx", PUBLISHER, url, String(count), String(roles)], {
       maxBuffer: 1 << 20,
@@ -77,7 +76,7 @@ async function receive(
     firstAt = performance.now();
   }
   // A tight check on a timer: the subscriber itself does the work on the same event loop.
-  watch = setInterval(() => {
+  const watch = setInterval(() => {
     const n = received();
     if (n > 0 && firstAt === undefined) firstAt = performance.now();
     if (n !== last) {
@@ -102,7 +101,12 @@ async function receive(
   const n = received();
   const seconds = Math.max(1e-3, (lastAt - (firstAt ?? lastAt)) / 1000);
   return {
-    sample: { received: n, dropped: count - n, ratePerSecond: n / seconds, cpuMs: (cpu.user + cpu.system) / 1000 },
+    sample: {
+      received: n,
+      dropped: count - n,
+      ratePerSecond: n / seconds,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+    },
     publisherRate: pub!.published / (pub!.ms / 1000),
   };
 }
@@ -156,7 +160,7 @@ async function bareIngest(url: string, count: number, roles: number, mode: Inges
 }
 
 /** nats-server settings that let a blocked subscriber hold a backlog (drain mode). */
-export const INGEST_SERVER_CONFIG = "write_deadline: \"120s\"\nmax_pending: 1073741824\n";
+export const INGEST_SERVER_CONFIG = 'write_deadline: "120s"\nmax_pending: 1073741824\n';
 
 export async function measureIngest(
   url: string,

@@ -65,7 +65,11 @@ async function measurePoll(nc: NatsConnection, run: () => Promise<PollResult>): 
 
 /** A poller of the daemon's, parked (its timer never fires), polled by hand. */
 async function parkedPoller(nc: NatsConnection, url: string, concurrency: number) {
-  const config = configWith({ "nats-url": [url], "poll-interval": 24 * 3600_000, "poll-concurrency": concurrency });
+  const config = configWith({
+    "nats-url": [url],
+    "poll-interval": 24 * 3600_000,
+    "poll-concurrency": concurrency,
+  });
   const org = new Organization(config);
   org.health.natsConnected = true;
   const jsm = await jetstreamManager(nc, { checkAPI: false });

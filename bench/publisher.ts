@@ -17,7 +17,9 @@ const statuses = roles.flatMap((role) =>
   })),
 );
 const events = roles.flatMap((role) =>
-  TYPES.map((type, k) => encoder.encode(JSON.stringify({ type, role, task_id: `task-${k}`, ts: 1_700_000_000 + k }))),
+  TYPES.map((type, k) =>
+    encoder.encode(JSON.stringify({ type, role, task_id: `task-${k}`, ts: 1_700_000_000 + k })),
+  ),
 );
 const t0 = performance.now();
 for (let i = 0; i < count; i++) {

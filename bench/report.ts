@@ -85,7 +85,7 @@ export function scrapeTable(r: ScrapeResult, consumers: number): string {
     name,
     num(s.series),
     kb(s.bytes),
-    num(s.scrapes),
+    s.failed > 0 ? `${num(s.scrapes)} (${num(s.failed)} failed)` : num(s.scrapes),
     `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.maxMs)}`,
     ms(s.child.maxStallMs),
     mb(s.child.rssPeakMb),
@@ -102,7 +102,10 @@ export function scrapeTable(r: ScrapeResult, consumers: number): string {
       "RSS peak (target ≤ 200 MB)",
       "RSS at the end",
     ],
-    [row("orgwatch (daemon, all sources, polling)", r.orgwatch), row("bare prom-client, same series", r.bare)],
+    [
+      row("orgwatch (daemon, all sources, polling)", r.orgwatch),
+      row("bare prom-client, same series", r.bare),
+    ],
   );
 }
 

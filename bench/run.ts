@@ -38,6 +38,18 @@ function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
+const failures: string[] = [];
+
+/** A benchmark that fails is reported, and the others still run. */
+async function phase(name: string, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    failures.push(`${name}: ${(err as Error).stack ?? String(err)}`);
+    log(`${name} FAILED: ${(err as Error).message}`);
+  }
+}
+
 async function withServer<T>(
   options: Parameters<typeof startNatsServer>[0],
   run: (server: NatsServerProcess) => Promise<T>,
@@ -55,7 +67,9 @@ async function build(server: NatsServerProcess, topology: BenchTopology): Promis
   const nc = await connect({ servers: server.url, name: "bench-setup" });
   await createBenchTopology(nc, await jetstreamManager(nc, { checkAPI: false }), topology);
   await nc.close();
-  log(`created ${topology.streams} streams, ${topology.consumers} consumers in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(
+    `created ${topology.streams} streams, ${topology.consumers} consumers in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 }
 
 const results: {
@@ -70,7 +84,9 @@ const results: {
     cpu: cpus()[0]?.model,
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    loadAverageAtStart: loadavg().map((l) => l.toFixed(1)).join(" "),
+    loadAverageAtStart: loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" "),
   },
   poll: [],
   ingest: [],
@@ -86,40 +102,50 @@ if (wants("poll") || wants("scrape")) {
       const topology = planTopology(streams, consumers);
       await build(server, topology);
       if (wants("poll")) {
-        log(`poll cost at ${consumers} consumers`);
-        results.poll.push(await measurePollCost(server.url, topology, { iterations: quick ? 3 : 5 }));
+        await phase(`poll cost at ${consumers} consumers`, async () => {
+          log(`poll cost at ${consumers} consumers`);
+          results.poll.push(await measurePollCost(server.url, topology, { iterations: quick ? 3 : 5 }));
+          log(pollTable(results.poll.slice(-1)).split("\n").pop()!);
+        });
       }
-      if (isLargest && wants("scrape")) {
-        log(`/metrics and NATS load at ${consumers} consumers (poll every ${POLL_INTERVAL_MS / 1000} s)`);
-        results.scrape = await measureScrape(
-          server.url,
-          { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },
-          quick
-            ? { pollIntervalMs: 2000, durationMs: 5000, idleMs: 2000 }
-            : { pollIntervalMs: POLL_INTERVAL_MS, durationMs: 4 * POLL_INTERVAL_MS, idleMs: 15_000 },
-        );
-      }
+      if (isLargest && wants("scrape"))
+        await phase("scrape", async () => {
+          log(`/metrics and NATS load at ${consumers} consumers (poll every ${POLL_INTERVAL_MS / 1000} s)`);
+          results.scrape = await measureScrape(
+            server.url,
+            { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },
+            quick
+              ? { pollIntervalMs: 2000, durationMs: 5000, idleMs: 2000 }
+              : { pollIntervalMs: POLL_INTERVAL_MS, durationMs: 4 * POLL_INTERVAL_MS, idleMs: 15_000 },
+          );
+        });
     });
   }
 }
 
 if (wants("ingest")) {
-  await withServer({ config: INGEST_SERVER_CONFIG }, async (server) => {
-    for (const mode of ["drain", "live"] as const) {
-      log(`ingest (${mode})`);
-      results.ingest.push(await measureIngest(server.url, { messages: quick ? 100_000 : 400_000, mode }));
-    }
-  });
+  await phase("ingest", () =>
+    withServer({ config: INGEST_SERVER_CONFIG }, async (server) => {
+      for (const mode of ["drain", "live"] as const) {
+        log(`ingest (${mode})`);
+        results.ingest.push(await measureIngest(server.url, { messages: quick ? 100_000 : 400_000, mode }));
+      }
+    }),
+  );
 }
 
 if (wants("chains")) {
-  await withServer({}, async (server) => {
-    log("task observation and chains");
-    results.chains = await measureChains(server.url, quick ? { chains: 300, tasksPerSecond: 300 } : {});
-  });
+  await phase("chains", () =>
+    withServer({}, async (server) => {
+      log("task observation and chains");
+      results.chains = await measureChains(server.url, quick ? { chains: 300, tasksPerSecond: 300 } : {});
+    }),
+  );
 }
 
-results.machine["loadAverageAtEnd"] = loadavg().map((l) => l.toFixed(1)).join(" ");
+results.machine["loadAverageAtEnd"] = loadavg()
+  .map((l) => l.toFixed(1))
+  .join(" ");
 const m = results.machine;
 const out: string[] = [
   `Machine: ${String(m["cpus"])} × ${String(m["cpu"])}, ${String(m["memoryGb"])} GB, Node ${String(m["node"])}; ` +
@@ -127,12 +153,20 @@ const out: string[] = [
   "",
 ];
 if (results.poll.length > 0) out.push("### Poll cost", "", pollTable(results.poll), "");
-if (results.ingest.length > 0) out.push("### Ingest (status and events)", "", ingestTable(results.ingest), "");
+if (results.ingest.length > 0)
+  out.push("### Ingest (status and events)", "", ingestTable(results.ingest), "");
 if (results.chains) out.push("### Task observation and chains", "", chainTable(results.chains), "");
 if (results.scrape) {
   out.push("### /metrics", "", scrapeTable(results.scrape, largest[1]), "");
-  out.push("### Load on NATS", "", natsTable(results.scrape, largest[1], quick ? 2000 : POLL_INTERVAL_MS), "");
+  out.push(
+    "### Load on NATS",
+    "",
+    natsTable(results.scrape, largest[1], quick ? 2000 : POLL_INTERVAL_MS),
+    "",
+  );
 }
+if (failures.length > 0)
+  out.push("### Failed", "", ...failures.map((f) => "    " + f.split("\n").join("\n    ")), "");
 process.stdout.write(out.join("\n") + "\n");
-if (jsonOut) writeFileSync(jsonOut, JSON.stringify(results, null, 2));
-process.exit(0);
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ ...results, failures }, null, 2));
+process.exit(failures.length > 0 ? 1 : 0);

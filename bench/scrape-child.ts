@@ -51,7 +51,10 @@ if (mode === "orgwatch") {
 } else {
   const text = readFileSync(arg!, "utf8");
   const registry = new Registry();
-  const families = new Map<string, { help: string; samples: { labels: Record<string, string>; value: number }[] }>();
+  const families = new Map<
+    string,
+    { help: string; samples: { labels: Record<string, string>; value: number }[] }
+  >();
   let help = new Map<string, string>();
   const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
   const PAIR = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;

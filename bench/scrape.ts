@@ -16,6 +16,9 @@ const CLOCK_TICKS_PER_SECOND = 100;
 
 export interface ScrapeSide {
   readonly scrapes: number;
+  /** Scrapes that failed (connection reset, non-200). */
+  readonly failed: number;
+  readonly firstError: string | undefined;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
@@ -60,6 +63,9 @@ function startChild(args: string[]): Promise<{ child: ChildProcess; url: string 
   const profile = process.env["BENCH_CPU_PROF_DIR"];
   const execArgv = ["--import", "tsx", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : [])];
   const child = fork(CHILD, args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  child.on("exit", (code, signal) => {
+    if (code !== 0) process.stderr.write(`scrape child exited: code ${code}, signal ${signal}\n`);
+  });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`scrape child exited (${code}) before it was ready`)));
     child.on("message", (m: { ready?: boolean; url?: string }) => {
@@ -86,24 +92,36 @@ async function stopChild(child: ChildProcess): Promise<void> {
 /** Scrapes `url` every `everyMs` for `durationMs` (at least `minScrapes` times). */
 async function scrapeLoop(url: string, durationMs: number, everyMs: number, minScrapes: number) {
   const latencies: number[] = [];
+  const errors: string[] = [];
   let last = "";
   const until = performance.now() + durationMs;
   while (performance.now() < until || latencies.length < minScrapes) {
     const t0 = performance.now();
-    const res = await fetch(url);
-    last = await res.text();
-    latencies.push(performance.now() - t0);
+    try {
+      const res = await fetch(url);
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      last = await res.text();
+      latencies.push(performance.now() - t0);
+    } catch (err) {
+      // Counted, not fatal: the table says how many failed.
+      errors.push(
+        `${(err as Error).message}${(err as Error).cause ? `: ${String((err as Error).cause)}` : ""}`,
+      );
+      if (errors.length > 20) throw new Error(`scrapes keep failing: ${errors.slice(-3).join("; ")}`);
+    }
     const rest = everyMs - (performance.now() - t0);
     if (rest > 0) await new Promise((r) => setTimeout(r, rest));
   }
-  return { latencies, last };
+  return { latencies, last, errors };
 }
 
-function side(latencies: number[], text: string, child: ChildReport): ScrapeSide {
+function side(latencies: number[], text: string, child: ChildReport, errors: string[]): ScrapeSide {
   let series = 0;
   for (const line of text.split("\n")) if (line !== "" && !line.startsWith("#")) series++;
   return {
     scrapes: latencies.length,
+    failed: errors.length,
+    firstError: errors[0],
     p50Ms: median(latencies),
     p99Ms: percentile(latencies, 99),
     maxMs: max(latencies),
@@ -116,7 +134,13 @@ function side(latencies: number[], text: string, child: ChildReport): ScrapeSide
 export async function measureScrape(
   natsUrl: string,
   server: { pid: number; monitorUrl: string },
-  { pollIntervalMs = 15_000, durationMs = 45_000, scrapeEveryMs = 500, bareScrapes = 10, idleMs = 10_000 } = {},
+  {
+    pollIntervalMs = 15_000,
+    durationMs = 45_000,
+    scrapeEveryMs = 500,
+    bareScrapes = 10,
+    idleMs = 10_000,
+  } = {},
 ): Promise<ScrapeResult> {
   // The server idle, for comparison.
   const idle0 = cpuSeconds(server.pid);
@@ -145,7 +169,7 @@ export async function measureScrape(
       serverCpuPercent: ((cpuSeconds(server.pid) - cpu0) / seconds) * 100,
       idleServerCpuPercent: (idleCpu / (idleMs / 1000)) * 100,
     };
-    orgwatch = side(run.latencies, run.last, childReport);
+    orgwatch = side(run.latencies, run.last, childReport, run.errors);
     writeFileSync(join(dir, "exposition.txt"), run.last);
   } finally {
     await stopChild(ours.child);
@@ -154,7 +178,11 @@ export async function measureScrape(
     const bareChild = await startChild(["bare", join(dir, "exposition.txt")]);
     try {
       const run = await scrapeLoop(bareChild.url, 0, scrapeEveryMs, bareScrapes);
-      return { orgwatch, bare: side(run.latencies, run.last, await report(bareChild.child)), nats };
+      return {
+        orgwatch,
+        bare: side(run.latencies, run.last, await report(bareChild.child), run.errors),
+        nats,
+      };
     } finally {
       await stopChild(bareChild.child);
     }

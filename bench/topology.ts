@@ -66,5 +66,4 @@ export async function createBenchTopology(
   }
   await Promise.all(jobs);
   await nc.flush();
-
 }

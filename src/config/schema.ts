@@ -168,8 +168,9 @@ export const SETTINGS = [
   {
     key: "chains.max-tasks",
     type: "integer",
-    description: "tasks remembered at most; beyond it the oldest ended ones are forgotten first",
-    default: "100000",
+    description:
+      "tasks remembered at most (about 1.5 kB each); beyond it the oldest ended ones are forgotten first",
+    default: "50000",
   },
   {
     key: "chains.kv-bucket",

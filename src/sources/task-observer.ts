@@ -87,6 +87,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     void (async () => {
       try {
         const consumer = await js.consumers.get(stream.name, {
+          // Named as orgwatch's own, so the poller does not report it as one of the organization's.
           name_prefix: ownConsumerNamePrefix(),
           deliver_policy: DeliverPolicy.StartSequence,
           opt_start_seq: startSeq,

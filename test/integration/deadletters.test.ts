@@ -225,6 +225,31 @@ describe("dead letters routed to a dead-letter stream", () => {
       .filter((r) => r !== "security");
     expect(roles).toEqual([]);
   });
+  it("counts and skips advisories and ack samples that are not valid, and moves on", async () => {
+    nc.publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.AGENT_X.x", enc.encode("not json"));
+    nc.publish(
+      "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.AGENT_X.x",
+      enc.encode('{"type":"io.nats.jetstream.advisory.v1.nak"}'),
+    );
+    nc.publish("$JS.EVENT.METRIC.CONSUMER.ACK.AGENT_X.x", enc.encode("[]"));
+    await nc.flush();
+    const m = await waitFor(
+      async () => {
+        if (!(await advisoriesDrained(jsm))) return undefined;
+        const s = await scrape(daemon.url);
+        return s.value("orgwatch_invalid_messages_total", { source: "ack_sample", reason: "not_object" }) ===
+          1
+          ? s
+          : undefined;
+      },
+      { what: "the invalid input counted" },
+    );
+    expect(m.value("orgwatch_invalid_messages_total", { source: "advisory", reason: "not_json" })).toBe(1);
+    expect(m.value("orgwatch_invalid_messages_total", { source: "advisory", reason: "missing_field" })).toBe(
+      1,
+    );
+    expect(m.series("orgwatch_consumer_naks_total", { stream: "AGENT_X" })).toEqual([]);
+  });
 });
 
 describe("dead letters routed to a core subject", () => {

@@ -356,6 +356,40 @@ describe("task traces across on_complete chains", () => {
     ).toBe(1);
   });
 
+  it("ends a task reported by a task.failed event in ERROR, and a task.completed event ends one too", async () => {
+    await publish("ops", { task_id: "fail-1", type: "report" });
+    await publish("ops", { task_id: "ok-1", type: "report" });
+    const failing = await take("ops", "fail-1");
+    nc.publish(
+      "genbrain.org.events",
+      JSON.stringify({ type: "task.failed", role: "ops", task_id: "fail-1" }),
+    );
+    await done(failing);
+    await take("ops", "ok-1"); // not acked: only the event says it is done
+    nc.publish(
+      "genbrain.org.events",
+      JSON.stringify({ type: "task.completed", role: "ops", task_id: "ok-1" }),
+    );
+    const [f, ok] = await waitForSpans("fail-1", "ok-1");
+    expect(f!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(f!.attributes["orgwatch.task.outcome"]).toBe("failed");
+    expect(ok!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(ok!.attributes["orgwatch.task.outcome"]).toBe("completed");
+    expect(ok!.events.map((e) => e.name)).toContain("completed");
+    // The agent acks it after all (the ack wait is 1 s: it may come again first).
+    await waitFor(
+      async () => {
+        const consumer = await js.consumers.get("AGENT_OPS_TASKS", "ops-worker");
+        const m = await consumer.next({ expires: 2000 });
+        if (m) await m.ackAck();
+        await daemon.pollNow();
+        const c = daemon.org.jetstream.current?.consumers.get("AGENT_OPS_TASKS/ops-worker");
+        return c !== undefined && c.ackPending === 0 && c.pending === 0;
+      },
+      { what: "ops drained" },
+    );
+  });
+
   it("counts an SLA breach and shows the task overdue before it completes", async () => {
     // ack within 1 s, complete within 0.03 min (1.8 s).
     await publish("ops", {
