@@ -29,19 +29,23 @@ export async function createPoisonableConsumer(
   return { stream, subject };
 }
 
-/** Deliveries seen per stream sequence by a failing agent. */
+/**
+ * Delivery counts the server reported, per stream sequence, one entry per delivery seen. Count the
+ * entries, not the values: under load nats-server 2.9 was seen reporting a third delivery as 1.
+ */
 export type Deliveries = Map<number, number[]>;
 
 /**
  * An agent that pulls and never acks, until `done()`; each pull after a message's last delivery is
- * what makes nats-server 2.9 publish its max-deliveries advisory. `onDelivery` sees every delivery.
+ * what makes nats-server 2.9 publish its max-deliveries advisory. `onDelivery` sees every delivery
+ * with how many times this agent has now seen that message.
  */
 export async function failEverything(
   js: JetStreamClient,
   stream: string,
   consumer: string,
   done: () => Promise<boolean> | boolean,
-  opts: { timeoutMs?: number; onDelivery?: (seq: number, count: number) => Promise<void> | void } = {},
+  opts: { timeoutMs?: number; onDelivery?: (seq: number, seen: number) => Promise<void> | void } = {},
 ): Promise<Deliveries> {
   const c = await js.consumers.get(stream, consumer);
   const seen: Deliveries = new Map();
@@ -54,7 +58,7 @@ export async function failEverything(
         const counts = seen.get(m.seq) ?? [];
         counts.push(m.info.deliveryCount);
         seen.set(m.seq, counts);
-        await opts.onDelivery?.(m.seq, m.info.deliveryCount);
+        await opts.onDelivery?.(m.seq, counts.length);
       }
     } catch (err) {
       // A busy test machine can miss a pull's idle heartbeat; the next pull goes on.

@@ -58,7 +58,7 @@ describe("dead letters routed to a dead-letter stream", () => {
       "cto",
       async () => (await streamMessages(jsm, "DEADLETTER")) >= 1,
     );
-    expect(deliveries.get(pub.seq)).toEqual([1, 2, 3]);
+    expect(deliveries.get(pub.seq)).toHaveLength(3);
     // Keep pulling (on 2.9 every pull is a chance for another advisory) until orgwatch has handled
     // every advisory captured, then look: still one.
     await failEverything(js, stream, "cto", () => advisoriesDrained(jsm));

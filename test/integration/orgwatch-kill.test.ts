@@ -258,7 +258,11 @@ describe("orgwatch killed at random points of a simulated organization's work", 
     const spanOf = new Map<string, ExportedSpan>();
     for (const s of otlp.spans) {
       const seen = spanOf.get(s.taskId);
-      if (seen) expect([seen.traceId, seen.spanId]).toEqual([s.traceId, s.spanId]);
+      if (seen)
+        expect(
+          [seen.traceId, seen.spanId],
+          `${s.taskId} exported twice, differently (parent ${parentOf.get(s.taskId)})`,
+        ).toEqual([s.traceId, s.spanId]);
       spanOf.set(s.taskId, s);
     }
     const underLast = [...finished.entries()]
