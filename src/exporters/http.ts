@@ -8,6 +8,7 @@ import express from "express";
 import type { Config } from "../config/schema.js";
 import { parseListenAddress } from "../config/load.js";
 import type { Logger } from "../log.js";
+import { lagOf } from "../logic/consumer-status.js";
 import type { Organization } from "../model/organization.js";
 import type { MetricsRegistry } from "./metrics/registry.js";
 import { VERSION } from "../version.js";
@@ -113,9 +114,8 @@ function indexPage(config: Config, org: Organization): string {
   const rows: string[] = [];
   if (poll) {
     for (const c of poll.consumers.values()) {
-      const lag = c.pending + c.ackPending;
       rows.push(
-        `<tr><td>${escapeHtml(c.stream)}</td><td>${escapeHtml(c.name)}</td><td>${escapeHtml(c.role)}</td><td>${c.kind}</td><td>${lag}</td><td>${c.status}</td></tr>`,
+        `<tr><td>${escapeHtml(c.stream)}</td><td>${escapeHtml(c.name)}</td><td>${escapeHtml(c.role)}</td><td>${c.kind}</td><td>${lagOf(c)}</td><td>${c.status}</td></tr>`,
       );
     }
   }

@@ -28,7 +28,9 @@
 //             lag did not shrink over the window (newest lag >= oldest lag of the window).
 // - `ok`      anything else: lag shrinking over the window, work in flight within its ack wait
 //             without an ack yet, or too few polls to judge.
-import type { ConsumerStatus } from "../model/jetstream.js";
+
+export const CONSUMER_STATUSES = ["ok", "lagging", "stalled", "stopped"] as const;
+export type ConsumerStatus = (typeof CONSUMER_STATUSES)[number];
 
 /** What one poll saw of one consumer. */
 export interface ConsumerSample {

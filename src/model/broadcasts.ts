@@ -11,6 +11,7 @@
 // past it (at most one poll late). Unacknowledged counts come from the server's own counters
 // (pending + ack pending), so out-of-order acks are exact there. docs/agents-and-broadcasts.md.
 import { EventEmitter } from "node:events";
+import { lagOf } from "../logic/consumer-status.js";
 import { consumerKey, type PollResult } from "./jetstream.js";
 import type { StreamMessageRef } from "./tasks.js";
 
@@ -99,12 +100,13 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
       streams.add(c.stream);
       const key = consumerKey(c.stream, c.name);
       seen.add(key);
+      const unacked = lagOf(c);
       consumers.push({
         stream: c.stream,
         name: c.name,
         role: c.role,
-        unacked: c.pending + c.ackPending,
-        oldestUnackedMs: c.pending + c.ackPending > 0 ? c.oldestUnackedMs : undefined,
+        unacked,
+        oldestUnackedMs: unacked > 0 ? c.oldestUnackedMs : undefined,
       });
       const floor = c.ackFloorStreamSequence;
       const previous = this.floors.get(key);

@@ -2,9 +2,7 @@
 // Written only by sources/jetstream-poller.ts; read by the exporters and by derived models.
 import { EventEmitter } from "node:events";
 import type { Kind } from "../logic/classify.js";
-
-export type ConsumerStatus = "ok" | "lagging" | "stalled" | "stopped";
-export const CONSUMER_STATUSES: readonly ConsumerStatus[] = ["ok", "lagging", "stalled", "stopped"];
+import type { ConsumerStatus } from "../logic/consumer-status.js";
 
 export interface StreamState {
   readonly name: string;

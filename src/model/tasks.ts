@@ -169,6 +169,10 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   /** Exported tasks whose chain-end evaluation is still to do. */
   private readonly chainPending = new Set<string>();
   private settleScheduled = false;
+  /** Tasks changed since the last settle: a settle after a message looks at these only. */
+  private readonly touched = new Set<string>();
+  /** Open tasks whose link is not decided yet, by subject (the follow-ups inference may still link). */
+  private readonly undecided = new Map<string, Set<string>>();
   /** Durable consumers of each stream, per poll result (a task looks up its consumers when it arrives). */
   private readonly durableByStream = new WeakMap<PollResult, Map<string, ConsumerState[]>>();
 
@@ -286,7 +290,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
 
   /** Time passes: timeouts, SLA breaches of open tasks, pending link decisions, chain ends, eviction. */
   tick(nowMs = Date.now()): void {
-    this.settle(nowMs);
+    this.settle(nowMs, true);
     this.evict(nowMs);
   }
 
@@ -354,7 +358,11 @@ export class TasksModel extends EventEmitter<TaskEvents> {
       set.add(task.taskId);
     }
     if (!task.exported) this.open.add(task.taskId);
-    else if (!task.chainChecked) this.chainPending.add(task.taskId);
+    if (!task.exported && !task.linkDecided) {
+      let set = this.undecided.get(task.subject);
+      if (!set) this.undecided.set(task.subject, (set = new Set()));
+      set.add(task.taskId);
+    } else if (!task.chainChecked) this.chainPending.add(task.taskId);
     this.markDirty(task);
     // An explicit link to a known parent on its on_complete subject is that parent's follow-up.
     if (task.parentTaskId) this.noteFollowUp(task.parentTaskId, task);
@@ -370,6 +378,14 @@ export class TasksModel extends EventEmitter<TaskEvents> {
 
   private markDirty(task: TaskRecord): void {
     this.dirty.add(task.taskId);
+    this.touched.add(task.taskId);
+  }
+
+  private setLinkDecided(task: TaskRecord): void {
+    task.linkDecided = true;
+    const set = this.undecided.get(task.subject);
+    set?.delete(task.taskId);
+    if (set?.size === 0) this.undecided.delete(task.subject);
   }
 
   /** A message of a task stream was read (valid or not): the observer resumes after it. */
@@ -538,7 +554,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
         this.attributeRedeliveries(c, prev, tasks, firstDeliveriesBefore, result.at);
       }
     }
-    this.settle(Date.now());
+    this.settle(Date.now(), true);
   }
 
   /**
@@ -574,9 +590,29 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     queueMicrotask(() => this.settle(nowMs ?? Date.now()));
   }
 
-  private settle(nowMs: number): void {
+  /**
+   * Decides what changed: timeouts, SLA breaches, link decisions, exports in publication order.
+   * A full settle (tick, poll) looks at every open task and at chain ends; one after a message
+   * only at the tasks it touched and at the follow-ups a completed task may now be inferred for.
+   */
+  private settle(nowMs: number, full = false): void {
     this.settleScheduled = false;
-    const open = [...this.open].map((id) => this.tasks.get(id)).filter((t): t is TaskRecord => !!t);
+    let ids: Iterable<string> = this.open;
+    if (!full) {
+      const set = new Set<string>();
+      for (const id of this.touched) {
+        set.add(id);
+        const t = this.tasks.get(id);
+        if (t?.doneMs !== undefined && t.onCompletePublishTo) {
+          for (const u of this.undecided.get(t.onCompletePublishTo) ?? []) set.add(u);
+        }
+      }
+      ids = set;
+    }
+    this.touched.clear();
+    const open = [...ids]
+      .map((id) => this.tasks.get(id))
+      .filter((t): t is TaskRecord => t !== undefined && !t.exported);
     open.sort((a, b) => a.publishedMs - b.publishedMs || a.streamSequence - b.streamSequence);
     for (const task of open) {
       if (task.doneMs === undefined && nowMs - task.publishedMs > this.settings.taskTimeoutMs) {
@@ -603,7 +639,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
       task.events = [];
       this.markDirty(task);
     }
-    this.checkChainEnds(nowMs);
+    if (full) this.checkChainEnds(nowMs);
   }
 
   private addEvent(task: TaskRecord, event: TaskEvent): void {
@@ -616,6 +652,18 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     for (const id of ids ?? []) {
       const c = this.tasks.get(id);
       if (!c || c.taskId === task.taskId) continue;
+      // Never a candidate again: its follow-up is accounted for, it did not complete, or it
+      // completed too long before this task for any later one on this subject (one stream, read in
+      // order) to fall within the window of it.
+      const stale =
+        c.followUpKnown ||
+        c.followUpClaimed === true ||
+        (c.doneMs !== undefined &&
+          (c.outcome !== "completed" || c.doneMs + 2 * this.settings.inferWindowMs < task.publishedMs));
+      if (stale) {
+        ids?.delete(id);
+        continue;
+      }
       candidates.push({
         taskId: c.taskId,
         onCompletePublishTo: c.onCompletePublishTo,
@@ -627,7 +675,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     }
     const decision = inferParent(task, candidates, this.settings.inferWindowMs, nowMs, final);
     if (decision.kind === "wait") return;
-    task.linkDecided = true;
+    this.setLinkDecided(task);
     if (decision.kind === "ambiguous") {
       for (const id of decision.candidateTaskIds) {
         const c = this.tasks.get(id);
@@ -704,7 +752,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     if (freeze) {
       task.ids = ids;
       // Its link can no longer change, or descendants' spans would be in another trace than its own.
-      task.linkDecided = true;
+      this.setLinkDecided(task);
       this.markDirty(task);
     }
     return ids;
@@ -782,6 +830,8 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     this.tasks.delete(task.taskId);
     this.open.delete(task.taskId);
     this.chainPending.delete(task.taskId);
+    this.touched.delete(task.taskId);
+    this.undecided.get(task.subject)?.delete(task.taskId);
     this.bySequence.delete(refKey(task.stream, task.streamSequence));
     if (task.onCompletePublishTo) {
       const set = this.byPublishTo.get(task.onCompletePublishTo);

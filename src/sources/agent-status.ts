@@ -7,12 +7,11 @@ import { parseStatusMessage } from "../logic/status-message.js";
 import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
 import { invalidReporter } from "./invalid-input.js";
+import { subscribeHandler, type MessageHandler } from "./message-subscription.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
 /** The metric whose series a role learned from status messages would add. */
 const CAPPED_METRIC = "orgwatch_agent_up";
-
-export type MessageHandler = (subject: string, data: Uint8Array) => void;
 
 /** Handles one status message; never throws (everything refused is counted). */
 export function createStatusHandler(org: Organization, log: Logger): MessageHandler {
@@ -20,9 +19,10 @@ export function createStatusHandler(org: Organization, log: Logger): MessageHand
   const refuse = invalidReporter(health, log, "status");
   const learned = new LabelCap(org.config["labels.max-values"], () => health.countOverflow(CAPPED_METRIC));
   const head = `${org.subjectPrefix}.agents.`;
+  const tail = ".status";
   return (subject, data) => {
     const role =
-      subject.startsWith(head) && subject.endsWith(".status") ? subject.slice(head.length, -7) : "";
+      subject.startsWith(head) && subject.endsWith(tail) ? subject.slice(head.length, -tail.length) : "";
     if (!isValidRole(role)) return refuse("bad_role", subject);
     const parsed = parseStatusMessage(data);
     if (parsed.ok) agents.statusMessages++;
@@ -38,24 +38,7 @@ export function createStatusHandler(org: Organization, log: Logger): MessageHand
   };
 }
 
-export async function startAgentStatus(ctx: SourceContext): Promise<RunningSource> {
-  const handle = createStatusHandler(ctx.org, ctx.log);
-  const sub = ctx.nc.subscribe(`${ctx.org.subjectPrefix}.agents.*.status`, {
-    callback: (err, msg) => {
-      if (err) ctx.log.warn({ err: err.message }, "status subscription error");
-      else {
-        // The handler never throws on input; this guards the subscription against a bug downstream.
-        try {
-          handle(msg.subject, msg.data);
-        } catch (e) {
-          ctx.log.error({ err: (e as Error).message }, "status handler failed");
-        }
-      }
-    },
-  });
-  return {
-    async stop() {
-      sub.unsubscribe();
-    },
-  };
+export function startAgentStatus(ctx: SourceContext): RunningSource {
+  const subject = `${ctx.org.subjectPrefix}.agents.*.status`;
+  return subscribeHandler(ctx, subject, "status", createStatusHandler(ctx.org, ctx.log));
 }

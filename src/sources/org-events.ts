@@ -4,8 +4,8 @@ import { completionOutcome, parseEventMessage } from "../logic/event-message.js"
 import { LabelCap } from "../logic/label-cap.js";
 import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
-import type { MessageHandler } from "./agent-status.js";
 import { invalidReporter } from "./invalid-input.js";
+import { subscribeHandler, type MessageHandler } from "./message-subscription.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
 const CAPPED_METRIC = "orgwatch_events_total";
@@ -38,24 +38,7 @@ export function createEventHandler(org: Organization, log: Logger): MessageHandl
   };
 }
 
-export async function startOrgEvents(ctx: SourceContext): Promise<RunningSource> {
-  const handle = createEventHandler(ctx.org, ctx.log);
-  const sub = ctx.nc.subscribe(`${ctx.org.subjectPrefix}.org.events`, {
-    callback: (err, msg) => {
-      if (err) ctx.log.warn({ err: err.message }, "event subscription error");
-      else {
-        // The handler never throws on input; this guards the subscription against a bug downstream.
-        try {
-          handle(msg.subject, msg.data);
-        } catch (e) {
-          ctx.log.error({ err: (e as Error).message }, "event handler failed");
-        }
-      }
-    },
-  });
-  return {
-    async stop() {
-      sub.unsubscribe();
-    },
-  };
+export function startOrgEvents(ctx: SourceContext): RunningSource {
+  const subject = `${ctx.org.subjectPrefix}.org.events`;
+  return subscribeHandler(ctx, subject, "event", createEventHandler(ctx.org, ctx.log));
 }

@@ -11,7 +11,7 @@ import {
   StorageType,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
+import { freePort, startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Finding } from "../../src/logic/checks.js";
 import { ensureTopology } from "../../src/demo/topology.js";
 import { roster, STORY_AGENTS } from "../../src/demo/plan.js";
@@ -19,6 +19,7 @@ import { runOrgwatch } from "../helpers/cli.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
 import { createReferenceTopology } from "../helpers/topology.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MIN = 60_000;
 const HOURS_72 = nanos(72 * 60 * MIN);
@@ -280,5 +281,64 @@ describe("orgwatch check --check.rate-interval", () => {
       working = false;
       await agent;
     }
+  });
+});
+
+describe("orgwatch check on a three-node cluster", () => {
+  const nodes: NatsServerProcess[] = [];
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    const clusterPorts = await Promise.all([0, 1, 2].map(() => freePort()));
+    const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(", ");
+    nodes.push(
+      ...(await Promise.all(
+        clusterPorts.map((port, i) =>
+          startNatsServer({
+            name: `n${i + 1}`,
+            config: `cluster { name: check-test, listen: 127.0.0.1:${port}, routes: [ ${routes} ] }`,
+          }),
+        ),
+      )),
+    );
+    nc = await connect({ servers: nodes.map((n) => n.url) });
+    const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 2000 });
+    await waitFor(() => jsm.getAccountInfo().then(() => true), { timeoutMs: 30_000, what: "a meta leader" });
+    for (const [role, replicas] of [
+      ["ceo", 1],
+      ["cto", 3],
+    ] as const) {
+      const stream = `AGENT_${role.toUpperCase()}_TASKS`;
+      await jsm.streams.add({
+        name: stream,
+        subjects: [`genbrain.agents.${role}.tasks`],
+        storage: StorageType.File,
+        max_age: HOURS_72,
+        num_replicas: replicas,
+      });
+      await jsm.consumers.add(stream, {
+        durable_name: `${role}-worker`,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        max_deliver: 3,
+        ack_wait: nanos(30 * MIN),
+        sample_freq: "100%",
+      });
+    }
+    await jsm.streams.add({ name: "ORG_DEADLETTER", subjects: ["genbrain.org.deadletter"], num_replicas: 3 });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  it("flags the stream with one replica, not the one with three", async () => {
+    const { code, doc } = await checkJson(nodes.map((n) => n.url).join(","));
+    expect(brief(doc.findings)).toEqual(["warning single_replica_in_cluster AGENT_CEO_TASKS/ ceo"]);
+    expect(doc.findings[0]!.what).toBe(
+      "tasks stream AGENT_CEO_TASKS has 1 replica in cluster check-test (agent ceo)",
+    );
+    expect(doc.findings[0]!.fix).toBe("nats stream edit AGENT_CEO_TASKS --replicas 3");
+    expect(code).toBe(0);
   });
 });

@@ -258,6 +258,7 @@ describe("orgwatch killed at random points of a simulated organization's work", 
     const spanOf = new Map<string, ExportedSpan>();
     for (const s of otlp.spans) {
       const seen = spanOf.get(s.taskId);
+      if (seen && (seen.traceId !== s.traceId || seen.spanId !== s.spanId)) console.log("DBG twice", JSON.stringify([seen, s, otlp.spans.filter((x) => x.taskId === parentOf.get(s.taskId))]));
       if (seen)
         expect(
           [seen.traceId, seen.spanId],

@@ -3,12 +3,8 @@
 // are rendered to text once per poll (on the model's `polled` event) and the scrape only
 // concatenates. The oldest-unacked age changes with time, so it alone is rendered at scrape time
 // from the stored times kept per poll: exact at the moment of the scrape.
-import {
-  CONSUMER_STATUSES,
-  type ConsumerState,
-  type PollResult,
-  type StreamState,
-} from "../../model/jetstream.js";
+import { CONSUMER_STATUSES, lagOf } from "../../logic/consumer-status.js";
+import type { ConsumerState, PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
 import type { MetricsRegistry, TextSection } from "./registry.js";
 
@@ -33,7 +29,7 @@ const CONSUMER_FAMILIES: readonly Family<ConsumerState>[] = [
   {
     name: "orgwatch_consumer_lag_messages",
     help: "Unprocessed work: pending plus ack-pending messages",
-    value: (c) => c.pending + c.ackPending,
+    value: lagOf,
   },
   {
     name: "orgwatch_consumer_redelivered_messages",
