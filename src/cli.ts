@@ -10,6 +10,11 @@ import { VERSION } from "./version.js";
 import { createLogger } from "./log.js";
 import { onShutdownSignal } from "./shutdown.js";
 
+/** Commander's errors as one `orgwatch: ...` line, like every other error orgwatch prints. */
+const ERROR_OUTPUT = {
+  outputError: (str: string, write: (str: string) => void) => write(`orgwatch: ${str.replace(/^error: /, "")}`),
+};
+
 function runCommand(): Command {
   const cmd = new Command("run").description("run the daemon (the default command)");
   addSettingOptions(cmd, "run");
@@ -27,14 +32,14 @@ const program = new Command("orgwatch")
   .description("Watches an organization of AI agents on NATS JetStream: metrics, traces, alerts.")
   .version(VERSION, "-V, --version")
   .exitOverride()
-  .configureOutput({ outputError: (str, write) => write(`orgwatch: ${str.replace(/^error: /, "")}`) });
+  .configureOutput(ERROR_OUTPUT);
 program.addCommand(runCommand(), { isDefault: true });
 program.addCommand(demoCommand());
 program.addCommand(simulateCommand());
 program.addCommand(checkCommand());
 for (const cmd of program.commands) {
   cmd.exitOverride();
-  cmd.configureOutput({ outputError: (str, write) => write(`orgwatch: ${str.replace(/^error: /, "")}`) });
+  cmd.configureOutput(ERROR_OUTPUT);
 }
 
 try {

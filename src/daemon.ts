@@ -50,7 +50,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const metrics = new MetricsRegistry();
   registerExporterHealthMetrics(metrics, org);
   registerJetStreamMetrics(metrics, org);
-  registerAgentMetrics(metrics, org, config);
+  registerAgentMetrics(metrics, org);
   registerBroadcastMetrics(metrics, org);
   registerDeadLetterMetrics(metrics, org);
   registerTaskMetrics(metrics, org);

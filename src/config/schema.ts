@@ -309,8 +309,7 @@ export class ConfigError extends Error {
 }
 
 /** Converts one raw string value of a setting; throws ConfigError naming the setting. */
-export function parseSettingValue(setting: Setting, raw: string, source: string): unknown {
-  const where = `${source}`;
+export function parseSettingValue(setting: Setting, raw: string, where: string): unknown {
   switch (setting.type) {
     case "string":
       return raw;

@@ -71,6 +71,18 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Par
   }
 }
 
+/** The reference's agent consumer: durable, explicit ack, every message, max-deliver 3, acks sampled. */
+function agentConsumer(name: string, ackWait: number): Partial<ConsumerConfig> {
+  return {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: MAX_DELIVER,
+    ack_wait: ackWait,
+    sample_freq: "100%",
+  };
+}
+
 /**
  * One task stream per agent with its durable `{role}-worker` (explicit ack, max-deliver 3, the
  * 30-minute ack wait scaled by the pace), the broadcasts stream with one consumer per agent, and
@@ -87,14 +99,7 @@ export async function ensureTopology(
   for (const { role } of agents) {
     const stream = taskStreamName(role);
     await ensureStream(jsm, { name: stream, subjects: [tasksSubject(scale.prefix, role)], ...durable });
-    await ensureConsumer(jsm, stream, {
-      durable_name: workerName(role),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_deliver: MAX_DELIVER,
-      ack_wait: ackWait,
-      sample_freq: "100%",
-    });
+    await ensureConsumer(jsm, stream, agentConsumer(workerName(role), ackWait));
   }
   await ensureStream(jsm, {
     name: BROADCASTS_STREAM,
@@ -102,14 +107,7 @@ export async function ensureTopology(
     ...durable,
   });
   for (const { role } of agents) {
-    await ensureConsumer(jsm, BROADCASTS_STREAM, {
-      durable_name: broadcastConsumerName(role),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_deliver: MAX_DELIVER,
-      ack_wait: broadcastAckWait,
-      sample_freq: "100%",
-    });
+    await ensureConsumer(jsm, BROADCASTS_STREAM, agentConsumer(broadcastConsumerName(role), broadcastAckWait));
   }
   await ensureStream(jsm, {
     name: DEADLETTER_STREAM,

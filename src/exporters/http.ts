@@ -81,8 +81,15 @@ export function createApp(
   });
   const telemetryPath = config["web.telemetry-path"];
   app.get(telemetryPath, async (req, res) => {
-    const { contentType, body } = await metrics.render(wantsOpenMetrics(req.get("accept")));
-    res.set("Content-Type", contentType).send(body);
+    const { contentType, chunks } = await metrics.renderChunks(wantsOpenMetrics(req.get("accept")));
+    // Written piece by piece, the large pre-encoded sections as they are: res.send() would join them
+    // into one string, encode it and hash it for an ETag on every scrape (~14 MB at 10,000 consumers).
+    const buffers = chunks.map((c) => (typeof c === "string" ? Buffer.from(c, "utf8") : c));
+    let length = 0;
+    for (const b of buffers) length += b.length;
+    res.status(200).set({ "Content-Type": contentType, "Content-Length": String(length) });
+    for (const b of buffers) res.write(b);
+    res.end();
   });
   app.get("/healthz", (_req, res) => {
     res.type("text/plain").send("ok\n");

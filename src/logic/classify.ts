@@ -74,8 +74,3 @@ export function classifyConsumer(
   }
   return result;
 }
-
-/** The role a single message belongs to, from its subject (for multi-role streams). */
-export function roleOfSubject(prefix: string, subject: string): string {
-  return classifySubject(prefix, subject).role;
-}

@@ -62,7 +62,7 @@ export function lagOf(s: Pick<ConsumerSample, "pending" | "ackPending">): number
   return s.pending + s.ackPending;
 }
 
-export function workWaits(s: ConsumerSample): boolean {
+function workWaits(s: ConsumerSample): boolean {
   return lagOf(s) > 0 || s.unackedDelivered;
 }
 

@@ -1,7 +1,7 @@
 // Agents: who is alive and what they are doing (status subjects), and what happens in the
 // organization (events). Written by sources/agent-status.ts and sources/org-events.ts.
 import { isValidRole } from "../logic/classify.js";
-import type { AgentState, ReportedState } from "../logic/status-message.js";
+import type { AgentState } from "../logic/status-message.js";
 import type { JetStreamModel, PollResult } from "./jetstream.js";
 
 export interface AgentStatus {
@@ -59,16 +59,12 @@ export class AgentsModel {
     return [...new Set([...this.configuredRoles, ...this.taskRoles, ...this.statuses.keys()])].sort();
   }
 
-  recordStatus(role: string, state: ReportedState, atMs: number): void {
-    this.statuses.set(role, { lastStatusMs: atMs, state });
-  }
-
   /**
-   * A status whose state orgwatch does not know (counted invalid by the source): the agent is
-   * alive all the same, so it stays up, in state `unknown`, rather than raising a silent-agent alert.
+   * A status arrived. `unknown`: a state orgwatch does not know (counted invalid by the source); the
+   * agent is alive all the same, so it stays up rather than raising a silent-agent alert.
    */
-  recordUnknownState(role: string, atMs: number): void {
-    this.statuses.set(role, { lastStatusMs: atMs, state: "unknown" });
+  recordStatus(role: string, state: AgentState, atMs: number): void {
+    this.statuses.set(role, { lastStatusMs: atMs, state });
   }
 
   recordEvent(type: string, role: string): void {

@@ -16,9 +16,9 @@ import { consumerKey, type PollResult } from "./jetstream.js";
 import type { StreamMessageRef } from "./tasks.js";
 
 /** A floor that passed more broadcasts than this in one poll is observed for its latest ones only. */
-export const MAX_OBSERVED_PER_POLL = 1000;
+const MAX_OBSERVED_PER_POLL = 1000;
 /** Sampled acks waiting for their consumer's ack floor to pass them, across all consumers. */
-export const MAX_PENDING_SAMPLES = 10_000;
+const MAX_PENDING_SAMPLES = 10_000;
 
 export interface BroadcastConsumer {
   readonly stream: string;

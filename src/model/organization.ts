@@ -18,10 +18,7 @@ export class Organization {
   readonly tasks: TasksModel;
   readonly findings = new FindingsModel();
 
-  readonly subjectPrefix: string;
-
   constructor(readonly config: Config) {
-    this.subjectPrefix = config["subject-prefix"];
     this.agents = new AgentsModel(config.roles, this.jetstream);
     this.tasks = new TasksModel(
       {

@@ -18,7 +18,7 @@ export function createStatusHandler(org: Organization, log: Logger): MessageHand
   const { agents, health } = org;
   const refuse = invalidReporter(health, log, "status");
   const learned = new LabelCap(org.config["labels.max-values"], () => health.countOverflow(CAPPED_METRIC));
-  const head = `${org.subjectPrefix}.agents.`;
+  const head = `${org.config["subject-prefix"]}.agents.`;
   const tail = ".status";
   return (subject, data) => {
     const role =
@@ -28,17 +28,16 @@ export function createStatusHandler(org: Organization, log: Logger): MessageHand
     if (parsed.ok) agents.statusMessages++;
     else {
       refuse(parsed.reason, subject);
-      // A state orgwatch does not know still proves the agent alive (AgentsModel.recordUnknownState).
+      // A state orgwatch does not know still proves the agent alive (AgentsModel.recordStatus).
       if (parsed.reason !== "unknown_state") return;
     }
     // Past the cap a new role is counted as overflow, not made a new series.
     if (!agents.isKnown(role) && learned.admit(role) !== role) return;
-    if (parsed.ok) agents.recordStatus(role, parsed.value.state, Date.now());
-    else agents.recordUnknownState(role, Date.now());
+    agents.recordStatus(role, parsed.ok ? parsed.value.state : "unknown", Date.now());
   };
 }
 
 export function startAgentStatus(ctx: SourceContext): RunningSource {
-  const subject = `${ctx.org.subjectPrefix}.agents.*.status`;
+  const subject = `${ctx.config["subject-prefix"]}.agents.*.status`;
   return subscribeHandler(ctx, subject, "status", createStatusHandler(ctx.org, ctx.log));
 }

@@ -7,6 +7,7 @@ import { classifyConsumer, classifyStream, type Classification } from "../logic/
 import { LabelCap, OVERFLOW_VALUE } from "../logic/label-cap.js";
 import type { ConsumerLabels } from "../model/deadletters.js";
 import { consumerKey } from "../model/jetstream.js";
+import { filterSubjectsOf, isDurable } from "./jetstream-poller.js";
 import type { SourceContext } from "./source.js";
 
 export interface ConsumerIdentity extends Classification {
@@ -86,9 +87,7 @@ export class ConsumerDirectory {
     ]);
     if (!sc) return UNKNOWN;
     if (!ci) return { ...sc, durable: false };
-    const cfg = ci.config;
-    const filters = cfg.filter_subjects ?? (cfg.filter_subject ? [cfg.filter_subject] : []);
-    const c = classifyConsumer(prefix, sc, consumer, filters, this.rolePattern);
-    return { kind: c.kind, role: c.role, durable: cfg.durable_name !== undefined && cfg.durable_name !== "" };
+    const c = classifyConsumer(prefix, sc, consumer, filterSubjectsOf(ci.config), this.rolePattern);
+    return { kind: c.kind, role: c.role, durable: isDurable(ci.config) };
   }
 }

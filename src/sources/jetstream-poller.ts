@@ -10,7 +10,7 @@
 // OWN_CONSUMER_PREFIX) are left out: orgwatch is not part of the organization it watches.
 import pLimit from "p-limit";
 import { NoRespondersError } from "@nats-io/transport-node";
-import type { ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
+import type { ConsumerConfig, ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
@@ -47,13 +47,20 @@ class JetStreamApiError extends Error {
   }
 }
 
+/** The `error` member of a JetStream API reply. */
+interface ApiErrorReply {
+  code: number;
+  err_code?: number;
+  description?: string;
+}
+
 interface ListPage {
   total: number;
   offset: number;
   limit: number;
   streams?: StreamInfo[];
   consumers?: ConsumerInfo[];
-  error?: { code: number; err_code?: number; description?: string };
+  error?: ApiErrorReply;
 }
 
 interface StoredTime {
@@ -85,10 +92,14 @@ function toStreamState(prefix: string, si: StreamInfo): StreamState {
   };
 }
 
-function filterSubjectsOf(ci: ConsumerInfo): string[] {
-  const cfg = ci.config;
+/** The consumer's filter subjects, whichever of the two config fields holds them; [] for none. */
+export function filterSubjectsOf(cfg: Pick<ConsumerConfig, "filter_subject" | "filter_subjects">): string[] {
   if (cfg.filter_subjects && cfg.filter_subjects.length > 0) return cfg.filter_subjects;
   return cfg.filter_subject ? [cfg.filter_subject] : [];
+}
+
+export function isDurable(cfg: Pick<ConsumerConfig, "durable_name">): boolean {
+  return cfg.durable_name !== undefined && cfg.durable_name !== "";
 }
 
 export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
@@ -180,7 +191,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
             const msg = await nc.request(subject, body, { timeout });
             const r = JSON.parse(decoder.decode(msg.data)) as {
               message?: { seq: number; time: string };
-              error?: { code: number; err_code?: number; description?: string };
+              error?: ApiErrorReply;
             };
             if (r.error || !r.message) return undefined;
             return { seq: r.message.seq, ms: Date.parse(r.message.time) };
@@ -198,7 +209,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       // Nothing waits, except possibly (2.9) a delivered message that exhausted max-deliver, which
       // keeps the floor below the delivered sequence with lag 0.
       if (lag === 0 && floor >= ci.delivered.stream_seq) return undefined;
-      const filters = filterSubjectsOf(ci);
+      const filters = filterSubjectsOf(ci.config);
       const found = await Promise.all(
         (filters.length > 0 ? filters : [">"]).map((f) => readNext(stream, floor + 1, f)),
       );
@@ -214,7 +225,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       oldest: StoredTime | undefined,
     ): ConsumerState {
       const cfg = ci.config;
-      const filterSubjects = filterSubjectsOf(ci);
+      const filterSubjects = filterSubjectsOf(cfg);
       const { kind, role } = classifyConsumer(prefix, stream, ci.name, filterSubjects, rolePattern);
       const key = consumerKey(stream.name, ci.name);
       const ackWaitMs = (cfg.ack_wait ?? 30_000 * NS_PER_MS) / NS_PER_MS;
@@ -245,7 +256,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         filterSubjects,
         deliverGroup: cfg.deliver_group,
         ackPolicy: String(cfg.ack_policy),
-        durable: cfg.durable_name !== undefined && cfg.durable_name !== "",
+        durable: isDurable(cfg),
         sampleFrequency: cfg.sample_freq ?? "",
         pending: ci.num_pending,
         ackPending: ci.num_ack_pending,

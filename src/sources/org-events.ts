@@ -39,6 +39,6 @@ export function createEventHandler(org: Organization, log: Logger): MessageHandl
 }
 
 export function startOrgEvents(ctx: SourceContext): RunningSource {
-  const subject = `${ctx.org.subjectPrefix}.org.events`;
+  const subject = `${ctx.config["subject-prefix"]}.org.events`;
   return subscribeHandler(ctx, subject, "event", createEventHandler(ctx.org, ctx.log));
 }

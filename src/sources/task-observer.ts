@@ -15,6 +15,8 @@ import { ownConsumerNamePrefix, type RunningSource, type SourceContext } from ".
 /** How often time passes in the task model and chain state is saved. */
 const TICK_MS = 1000;
 const NS_PER_MS = 1_000_000;
+/** How long stopping waits for the last chain state to be saved. */
+const STOP_FLUSH_MS = 2000;
 
 interface Reader {
   readonly stream: string;
@@ -145,7 +147,9 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       for (const reader of readers.values()) reader.stop();
       readers.clear();
       tasks.tick();
-      await store?.flush(tasks);
+      // Bounded: with NATS unreachable the daemon must still stop in time (the next run re-reads).
+      if (store)
+        await Promise.race([store.flush(tasks), new Promise((r) => setTimeout(r, STOP_FLUSH_MS).unref())]);
     },
   };
 }

@@ -24,9 +24,5 @@ export async function startTestDaemon(
   overrides: Partial<Record<keyof Config, unknown>> = {},
   options: { log?: Logger; spanExporter?: SpanExporter } = {},
 ): Promise<Daemon> {
-  const daemon = await startDaemon(testConfig(natsUrl, overrides), {
-    log: options.log ?? silentLogger(),
-    ...options,
-  });
-  return daemon;
+  return startDaemon(testConfig(natsUrl, overrides), { ...options, log: options.log ?? silentLogger() });
 }

@@ -45,6 +45,7 @@ describe("task traces across on_complete chains", () => {
       ["flaky", 3],
       ["poison", 2],
       ["ops", 3],
+      ["sampled", 3],
     ] as const) {
       await jsm.streams.add({
         name: `AGENT_${role.toUpperCase()}_TASKS`,
@@ -56,6 +57,7 @@ describe("task traces across on_complete chains", () => {
         deliver_policy: DeliverPolicy.All,
         max_deliver: maxDeliver,
         ack_wait: 1000 * NS_PER_MS,
+        ...(role === "sampled" ? { sample_freq: "100%" } : {}),
       });
     }
     spans = new InMemorySpanExporter();
@@ -388,6 +390,18 @@ describe("task traces across on_complete chains", () => {
       },
       { what: "ops drained" },
     );
+  });
+
+  it("completes a task from its sampled ack, without waiting for a poll", async () => {
+    await daemon.pollNow(); // the stream is known as a task stream
+    await publish("sampled", { task_id: "smp-1", type: "quick" });
+    await waitFor(() => daemon.org.tasks.get("smp-1"), { what: "the task observed" });
+    const m = await take("sampled", "smp-1");
+    await done(m);
+    const s = await waitFor(() => spanOf("smp-1"), { what: "the span, from the sampled ack alone" });
+    expect(s.attributes["orgwatch.task.outcome"]).toBe("completed");
+    expect(s.attributes["messaging.nats.delivery_count"]).toBe(1);
+    expect(s.attributes["messaging.consumer.group.name"]).toBe("sampled-worker");
   });
 
   it("counts an SLA breach and shows the task overdue before it completes", async () => {

@@ -1,10 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  classifyConsumer,
-  classifyStream,
-  classifySubject,
-  roleOfSubject,
-} from "../../src/logic/classify.js";
+import { classifyConsumer, classifyStream, classifySubject } from "../../src/logic/classify.js";
 
 const DEFAULT_ROLE_PATTERN = /^([^-_.]+)/;
 
@@ -46,8 +41,8 @@ describe("classifySubject", () => {
   });
 
   it("gives a message's role from its subject (multi-role streams)", () => {
-    expect(roleOfSubject("genbrain", "genbrain.agents.cto.tasks")).toBe("cto");
-    expect(roleOfSubject("genbrain", "genbrain.org.broadcasts")).toBe("");
+    expect(classifySubject("genbrain", "genbrain.agents.cto.tasks").role).toBe("cto");
+    expect(classifySubject("genbrain", "genbrain.org.broadcasts").role).toBe("");
   });
 });
 

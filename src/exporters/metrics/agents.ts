@@ -1,13 +1,12 @@
 // orgwatch_agent_* (status, per roster role) and orgwatch_events_total.
 import { Counter, Gauge } from "prom-client";
-import type { Config } from "../../config/schema.js";
 import { AGENT_STATES } from "../../logic/status-message.js";
 import type { Organization } from "../../model/organization.js";
 import type { MetricsRegistry } from "./registry.js";
 
-export function registerAgentMetrics(metrics: MetricsRegistry, org: Organization, config: Config): void {
+export function registerAgentMetrics(metrics: MetricsRegistry, org: Organization): void {
   const registers = metrics.registers;
-  const staleAfterMs = config["agent.stale-after"];
+  const staleAfterMs = org.config["agent.stale-after"];
   const view = () => org.agents.view(Date.now(), staleAfterMs);
   new Gauge({
     name: "orgwatch_agent_up",
