@@ -12,7 +12,8 @@ import { onShutdownSignal } from "./shutdown.js";
 
 /** Commander's errors as one `orgwatch: ...` line, like every other error orgwatch prints. */
 const ERROR_OUTPUT = {
-  outputError: (str: string, write: (str: string) => void) => write(`orgwatch: ${str.replace(/^error: /, "")}`),
+  outputError: (str: string, write: (str: string) => void) =>
+    write(`orgwatch: ${str.replace(/^error: /, "")}`),
 };
 
 function runCommand(): Command {

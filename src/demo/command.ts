@@ -2,7 +2,7 @@
 // and `orgwatch simulate` (the simulated organization alone, against a NATS of the user's: the
 // compose stack's simulator).
 import { Command } from "commander";
-import { addSettingOptions, configFromCommand } from "../cli-settings.js";
+import { addSettingOptions, configFromCommand, EXIT_CONFIG } from "../cli-settings.js";
 import type { FlagValues } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { startDaemon, type Daemon } from "../daemon.js";
@@ -21,9 +21,6 @@ import { startSimulatedOrganization, type SimulatedOrganization } from "./simula
 /** The demo polls often (the story unfolds in seconds) and keeps the terminal for its banner. */
 export const DEMO_DEFAULTS: FlagValues = { "poll-interval": "2s", "log.level": "warn" };
 
-/** Missing prerequisite (no nats-server): the same exit code as a bad setting. */
-const EXIT_MISSING_NATS = 2;
-
 /** nats-server stops within 5 s of SIGTERM (then SIGKILL); the rest stops in well under that. */
 const DEMO_FORCE_EXIT_MS = 12_000;
 
@@ -40,7 +37,8 @@ export function demoCommand(): Command {
           `  ${NATS_INSTALL_HINT}\n` +
           "  or run `npm run demo`, which installs it first.\n",
       );
-      process.exit(EXIT_MISSING_NATS);
+      // A missing prerequisite exits like a bad setting.
+      process.exit(EXIT_CONFIG);
     }
     const log = createLogger(config["log.level"], config["log.format"]);
     const demo = await startDemo(config, log);

@@ -107,7 +107,11 @@ export async function ensureTopology(
     ...durable,
   });
   for (const { role } of agents) {
-    await ensureConsumer(jsm, BROADCASTS_STREAM, agentConsumer(broadcastConsumerName(role), broadcastAckWait));
+    await ensureConsumer(
+      jsm,
+      BROADCASTS_STREAM,
+      agentConsumer(broadcastConsumerName(role), broadcastAckWait),
+    );
   }
   await ensureStream(jsm, {
     name: DEADLETTER_STREAM,

@@ -15,7 +15,7 @@ export class LabelCap {
   private readonly admitted = new Set<string>();
 
   constructor(
-    readonly max: number,
+    private readonly max: number,
     private readonly onOverflow: () => void,
   ) {}
 

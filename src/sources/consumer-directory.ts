@@ -75,10 +75,14 @@ export class ConsumerDirectory {
     const prefix = this.ctx.config["subject-prefix"];
     let streamClass = this.streams.get(stream);
     if (!streamClass) {
-      streamClass = this.ctx.jsm.streams
-        .info(stream)
-        .then((si) => classifyStream(prefix, si.config.subjects ?? []))
-        .catch(() => undefined);
+      // The last poll classified the stream unless it is newer than that poll.
+      const polled = this.ctx.org.jetstream.current?.streams.get(stream);
+      streamClass = polled
+        ? Promise.resolve({ kind: polled.kind, role: polled.role })
+        : this.ctx.jsm.streams
+            .info(stream)
+            .then((si) => classifyStream(prefix, si.config.subjects ?? []))
+            .catch(() => undefined);
       this.streams.set(stream, streamClass);
     }
     const [sc, ci] = await Promise.all([

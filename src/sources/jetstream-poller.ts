@@ -60,6 +60,8 @@ interface ListPage {
   limit: number;
   streams?: StreamInfo[];
   consumers?: ConsumerInfo[];
+  /** In a cluster: streams or consumers whose leader did not answer in time (e.g. during an election). */
+  missing?: string[];
   error?: ApiErrorReply;
 }
 
@@ -129,6 +131,12 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
     const t0 = performance.now();
     let requests = 0;
     const nextReads = new Map<string, Promise<StoredTime | undefined>>();
+    /**
+     * Names a cluster left out of a list because their leader did not answer (an election, a node
+     * lost), by list subject. They are not deleted: they keep their last values instead of losing
+     * their series (which would resolve their alerts) until the cluster answers for them again.
+     */
+    const missing = new Map<string, string[]>();
 
     async function listPage(subject: string, offset: number): Promise<ListPage> {
       requests++;
@@ -140,6 +148,9 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           page.error.err_code ?? page.error.code,
           page.error.description ?? "error",
         );
+      }
+      if (page.missing !== undefined && page.missing.length > 0) {
+        missing.set(subject, [...(missing.get(subject) ?? []), ...page.missing]);
       }
       return page;
     }
@@ -282,14 +293,34 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       // While disconnected, requests would wait out their timeout in the client's buffer: fail now,
       // so that the failure is visible at once and polls do not pile up behind it.
       if (!health.natsConnected) throw new Error("not connected to NATS");
+      const previous = org.jetstream.current;
       const streams = new Map<string, StreamState>();
-      for (const si of await listAll(`${apiPrefix}.STREAM.LIST`, "streams")) {
+      const streamList = `${apiPrefix}.STREAM.LIST`;
+      for (const si of await listAll(streamList, "streams")) {
         if (!isOwnStream(si.config.name)) streams.set(si.config.name, toStreamState(prefix, si));
       }
       const consumers = new Map<string, ConsumerState>();
+      let carried = 0;
+      const carry = (key: string) => {
+        const last = previous?.consumers.get(key);
+        if (!last || consumers.has(key)) return;
+        consumers.set(key, last);
+        const history = histories.get(key);
+        if (history) nextHistories.set(key, history);
+        carried++;
+      };
+      const unanswered = new Set<string>();
+      for (const name of missing.get(streamList) ?? []) {
+        const last = previous?.streams.get(name);
+        if (!last || streams.has(name)) continue;
+        streams.set(name, last);
+        unanswered.add(name);
+        carried++;
+        for (const [key, c] of previous!.consumers) if (c.stream === name) carry(key);
+      }
       await Promise.all(
         [...streams.values()].map(async (stream) => {
-          if (stream.consumers === 0) return;
+          if (stream.consumers === 0 || unanswered.has(stream.name)) return;
           let infos: ConsumerInfo[];
           try {
             infos = await listAll(`${apiPrefix}.CONSUMER.LIST.${stream.name}`, "consumers");
@@ -302,16 +333,30 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
             throw err;
           }
           const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
-          // The stream's consumer count is the organization's too.
-          if (theirs.length !== stream.consumers)
-            streams.set(stream.name, { ...stream, consumers: theirs.length });
           const states = await Promise.all(
             theirs.map(async (ci) => toConsumerState(stream, ci, await oldestUnacked(stream, ci))),
           );
           for (const state of states) consumers.set(consumerKey(state.stream, state.name), state);
+          const notAnswering = (missing.get(`${apiPrefix}.CONSUMER.LIST.${stream.name}`) ?? []).filter(
+            (name) => !name.startsWith(OWN_CONSUMER_PREFIX),
+          );
+          for (const name of notAnswering) carry(consumerKey(stream.name, name));
+          // The stream's consumer count is the organization's too.
+          const count = theirs.length + notAnswering.length;
+          if (count !== stream.consumers) streams.set(stream.name, { ...stream, consumers: count });
         }),
       );
       if (stopped) return;
+      if (carried > 0) {
+        // Partly failed: counted as a poll error (the disruption shows, and a node lost for good
+        // keeps "polls failing" alerting), though everything that did answer is applied.
+        health.pollErrors++;
+        health.lastPollError = `the cluster did not answer for ${carried} streams or consumers`;
+        log.warn(
+          { kept: carried },
+          "the cluster did not answer for some streams or consumers; their last values are kept",
+        );
+      }
       const settled = new Map<string, StoredTime>();
       for (const [key, read] of nextReads) {
         const value = await read;

@@ -6,8 +6,7 @@ import {
   type JetStreamManager,
   type StoredMsg,
 } from "@nats-io/jetstream";
-
-const nanos = (ms: number) => ms * 1_000_000;
+import { nanos } from "@nats-io/transport-node";
 
 /** A tasks stream for `role` with one durable consumer `consumer` (max-deliver 3, a short ack wait). */
 export async function createPoisonableConsumer(

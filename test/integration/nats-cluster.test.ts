@@ -149,15 +149,29 @@ describe("three-node cluster: the leader of the agents' streams is killed", () =
     await nodes.get(leader!)!.kill();
 
     // Within the deadline, orgwatch's figures are JetStream's again (after a new leader is elected).
+    let truthAtMs: number | undefined;
+    /** cto-worker's lag at every scrape during the failover: never absent, never another number. */
+    const seen: (number | undefined)[] = [];
+    const watcher = setInterval(() => {
+      void scrape(daemon.url)
+        .then((s) => seen.push(s.value("orgwatch_consumer_lag_messages", { consumer: "cto-worker" })))
+        .catch(() => seen.push(-1));
+    }, 200);
     await waitFor(
       async () => {
         const lag = await truth();
+        truthAtMs ??= Date.now() - killedAt;
         await daemon.pollNow();
-        return matches(await scrape(daemon.url), lag);
+        const now = await scrape(daemon.url);
+        seen.push(now.value("orgwatch_consumer_lag_messages", { consumer: "cto-worker" }));
+        return matches(now, lag);
       },
       { timeoutMs: RECOVERY_DEADLINE_MS, intervalMs: 250, what: "orgwatch's lag matching JetStream's" },
     );
     const recoveredMs = Date.now() - killedAt;
+    clearInterval(watcher);
+    expect(seen.length).toBeGreaterThan(10);
+    expect(new Set(seen)).toEqual(new Set([5]));
     m = await scrape(daemon.url);
     expect(m.value("orgwatch_consumer_lag_messages", { consumer: "cto-worker" })).toBe(5);
     const newLeader = (await jsm.streams.info("AGENT_CTO_TASKS")).cluster?.leader;
@@ -181,7 +195,7 @@ describe("three-node cluster: the leader of the agents' streams is killed", () =
       .filter((s) => s.labels["consumer"]?.startsWith(OWN_CONSUMER_PREFIX));
     expect(own).toEqual([]);
     console.log(
-      `cluster: killed ${leader}, new leader ${newLeader}; truth again after ${recoveredMs} ms; ` +
+      `cluster: killed ${leader}, new leader ${newLeader}; JetStream answering again after ${truthAtMs} ms, orgwatch's truth after ${recoveredMs} ms; ` +
         `poll errors +${errorsAfter - errorsBefore}, reconnects ${reconnects}`,
     );
   });

@@ -128,9 +128,11 @@ interface Rendered {
   readonly chunks: readonly Buffer[];
   /** The same as one string (tests). */
   readonly fixed: string;
-  /** Series prefix (`name{labels} `) and oldest unacked stored time per consumer. */
+  /** The age family's HELP and TYPE and its series for consumers with nothing unacknowledged (0). */
+  readonly idleAges: Buffer;
+  /** Series prefix (`name{labels} `) and oldest unacked stored time of the other consumers. */
   readonly agePrefixes: readonly string[];
-  readonly oldestMs: readonly (number | undefined)[];
+  readonly oldestMs: readonly number[];
 }
 
 /**
@@ -145,8 +147,10 @@ function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
   const consumers = [...poll.consumers.values()];
   const families = CONSUMER_FAMILIES.map((f) => [header(f.name, f.help)]);
   const status = [header(STATUS.name, STATUS.help)];
-  const agePrefixes: string[] = new Array<string>(consumers.length);
-  const oldestMs: (number | undefined)[] = new Array<number | undefined>(consumers.length);
+  // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
+  const idleAges = [header(AGE.name, AGE.help)];
+  const agePrefixes: string[] = [];
+  const oldestMs: number[] = [];
   for (let start = 0; start < consumers.length; start += SLICE) {
     const end = Math.min(consumers.length, start + SLICE);
     for (let i = start; i < end; i++) {
@@ -160,8 +164,11 @@ function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
       for (const st of CONSUMER_STATUSES) {
         status.push(`${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`);
       }
-      agePrefixes[i] = `${AGE.name}{${labels}} `;
-      oldestMs[i] = c.oldestUnackedMs;
+      if (c.oldestUnackedMs === undefined) idleAges.push(`${AGE.name}{${labels}} 0\n`);
+      else {
+        agePrefixes.push(`${AGE.name}{${labels}} `);
+        oldestMs.push(c.oldestUnackedMs);
+      }
     }
     yield;
   }
@@ -185,6 +192,7 @@ function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
     get fixed() {
       return Buffer.concat(chunks).toString("utf8");
     },
+    idleAges: Buffer.from(idleAges.join(""), "utf8"),
     agePrefixes,
     oldestMs,
   };
@@ -209,15 +217,19 @@ async function renderPollInSlices(poll: PollResult, stale: () => boolean): Promi
   }
 }
 
-/** The age family at `nowMs`: 0 when nothing is unacknowledged, never negative (clock skew with the server). */
-export function renderAges(rendered: Rendered, nowMs: number): string {
-  const parts: string[] = [header(AGE.name, AGE.help)];
+/** The ages of the consumers with unacknowledged work at `nowMs`; never negative (clock skew with the server). */
+function busyAges(rendered: Rendered, nowMs: number): string {
+  const parts: string[] = [];
   for (let i = 0; i < rendered.agePrefixes.length; i++) {
-    const oldest = rendered.oldestMs[i];
-    const age = oldest === undefined ? 0 : Math.max(0, nowMs - oldest) / 1000;
+    const age = Math.max(0, nowMs - rendered.oldestMs[i]!) / 1000;
     parts.push(rendered.agePrefixes[i]! + formatSampleValue(age) + "\n");
   }
   return parts.join("");
+}
+
+/** The age family at `nowMs`: 0 when nothing is unacknowledged. */
+export function renderAges(rendered: Rendered, nowMs: number): string {
+  return rendered.idleAges.toString("utf8") + busyAges(rendered, nowMs);
 }
 
 export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organization): void {
@@ -243,13 +255,12 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
       if (rendering === done) rendering = undefined;
     });
   });
-  const ages = (r: Rendered) => renderAges(r, Date.now());
   const section: TextSection = {
-    render: () => (rendered ? rendered.fixed + ages(rendered) : ""),
+    render: () => (rendered ? rendered.fixed + renderAges(rendered, Date.now()) : ""),
     chunks: async () => {
       // The latest poll's text, even when a scrape arrives while it is being rendered.
       while (rendering) await rendering;
-      return rendered ? [...rendered.chunks, ages(rendered)] : [];
+      return rendered ? [...rendered.chunks, rendered.idleAges, busyAges(rendered, Date.now())] : [];
     },
   };
   metrics.addSection(section);

@@ -3,14 +3,16 @@
 // families that are rebuilt once per poll instead of on every scrape.
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
 
-/** A family rendered outside prom-client, e.g. once per poll. Gauges only: the text is the same in both formats. */
+/** A family rendered outside prom-client, e.g. once per poll. */
 export interface TextSection {
+  /** Prometheus text (for a section without chunks(), also its OpenMetrics text: gauges only). */
   render(): string;
   /**
-   * The same text as pieces, some already encoded: a scrape then writes them as they are instead of
+   * The text as pieces, some already encoded: a scrape then writes them as they are instead of
    * building (and encoding) one large string each time. At 10,000 consumers the text is ~14 MB.
+   * `openMetrics`: counters are named without `_total` in their HELP and TYPE lines there.
    */
-  chunks?(): readonly (string | Buffer)[] | Promise<readonly (string | Buffer)[]>;
+  chunks?(openMetrics: boolean): readonly (string | Buffer)[] | Promise<readonly (string | Buffer)[]>;
 }
 
 export type Chunk = string | Buffer;
@@ -63,7 +65,7 @@ export class MetricsRegistry {
 
   private async renderNow(openMetrics: boolean): Promise<{ contentType: string; chunks: Chunk[] }> {
     const extra = (
-      await Promise.all(this.sections.map((s) => (s.chunks ? s.chunks() : [s.render()])))
+      await Promise.all(this.sections.map((s) => (s.chunks ? s.chunks(openMetrics) : [s.render()])))
     ).flat();
     if (!openMetrics) {
       return { contentType: prometheusContentType, chunks: [await this.prometheus.metrics(), ...extra] };
