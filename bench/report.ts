@@ -91,22 +91,40 @@ export function scrapeTable(r: ScrapeResult, consumers: number): string {
     mb(s.child.rssPeakMb),
     mb(s.child.rssNowMb),
   ];
-  return table(
-    [
-      `/metrics at ${num(consumers)} consumers`,
-      "series",
-      "body",
-      "scrapes",
-      "latency p50 / p99 / max (target ≤ 50 ms)",
-      "longest event-loop stall (target ≤ 50 ms)",
-      "RSS peak (target ≤ 200 MB)",
-      "RSS at the end",
-    ],
-    [
-      row("orgwatch (daemon, all sources, polling)", r.orgwatch),
-      row("bare prom-client, same series", r.bare),
-    ],
+  return (
+    table(
+      [
+        `/metrics at ${num(consumers)} consumers`,
+        "series",
+        "body",
+        "scrapes",
+        "latency p50 / p99 / max (target ≤ 50 ms)",
+        "longest event-loop stall (target ≤ 50 ms)",
+        "RSS peak (target ≤ 200 MB)",
+        "RSS at the end",
+      ],
+      [
+        row("orgwatch (daemon, all sources, polling)", r.orgwatch),
+        row("bare prom-client, same series", r.bare),
+      ],
+    ) +
+    "\n\n" +
+    stallNotes(r)
   );
+}
+
+function stallNotes(r: ScrapeResult): string {
+  const lines: string[] = [];
+  for (const [name, s] of [
+    ["orgwatch", r.orgwatch],
+    ["bare prom-client", r.bare],
+  ] as const) {
+    lines.push(
+      `- ${name}: longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); longest stalls: ` +
+        (s.child.longestStalls.map((st) => `${ms(st.ms)} (${st.during})`).join("; ") || "none over 20 ms"),
+    );
+  }
+  return lines.join("\n");
 }
 
 export function natsTable(r: ScrapeResult, consumers: number, pollIntervalMs: number): string {

@@ -92,6 +92,26 @@ const results: {
   ingest: [],
 };
 
+if (wants("chains")) {
+  await phase("chains", () =>
+    withServer({}, async (server) => {
+      log("task observation and chains");
+      results.chains = await measureChains(server.url, quick ? { chains: 300, tasksPerSecond: 300 } : {});
+    }),
+  );
+}
+
+if (wants("ingest")) {
+  await phase("ingest", () =>
+    withServer({ config: INGEST_SERVER_CONFIG }, async (server) => {
+      for (const mode of ["drain", "live"] as const) {
+        log(`ingest (${mode})`);
+        results.ingest.push(await measureIngest(server.url, { messages: quick ? 100_000 : 400_000, mode }));
+      }
+    }),
+  );
+}
+
 const largest = SIZES[SIZES.length - 1]!;
 if (wants("poll") || wants("scrape")) {
   for (const [streams, consumers] of SIZES) {
@@ -121,26 +141,6 @@ if (wants("poll") || wants("scrape")) {
         });
     });
   }
-}
-
-if (wants("ingest")) {
-  await phase("ingest", () =>
-    withServer({ config: INGEST_SERVER_CONFIG }, async (server) => {
-      for (const mode of ["drain", "live"] as const) {
-        log(`ingest (${mode})`);
-        results.ingest.push(await measureIngest(server.url, { messages: quick ? 100_000 : 400_000, mode }));
-      }
-    }),
-  );
-}
-
-if (wants("chains")) {
-  await phase("chains", () =>
-    withServer({}, async (server) => {
-      log("task observation and chains");
-      results.chains = await measureChains(server.url, quick ? { chains: 300, tasksPerSecond: 300 } : {});
-    }),
-  );
 }
 
 results.machine["loadAverageAtEnd"] = loadavg()

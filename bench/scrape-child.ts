@@ -7,7 +7,7 @@
 // Talks over IPC: sends {ready, url}; on "report" sends the figures; on "exit" leaves.
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { Gauge, Registry } from "prom-client";
 import { configWith } from "../src/config/load.js";
 import { startDaemon } from "../src/daemon.js";
@@ -21,6 +21,11 @@ export interface ChildReport {
   readonly heapUsedMb: number;
   readonly polls: number;
   readonly series: number;
+  /** The longest garbage-collection pause, and its kind (perf_hooks "gc" entries). */
+  readonly maxGcPauseMs: number;
+  readonly maxGcKind: string;
+  /** The longest stalls seen by a 10 ms timer, each with what the daemon was doing then. */
+  readonly longestStalls: readonly { ms: number; during: string }[];
 }
 
 const MB = 1024 * 1024;
@@ -33,6 +38,8 @@ const loop = monitorEventLoopDelay({ resolution: 5 });
 const [mode, arg, intervalArg] = process.argv.slice(2);
 let url: string;
 let polls = () => 0;
+let lastPollEnd = 0;
+let describePoll = () => "";
 let series = 0;
 
 if (mode === "orgwatch") {
@@ -46,7 +53,8 @@ if (mode === "orgwatch") {
   // Wait for the first poll: the bench measures a daemon that knows its organization.
   while (daemon.org.health.pollsCompleted === 0) await new Promise((r) => setTimeout(r, 20));
   polls = () => daemon.org.health.pollsCompleted;
-  series = daemon.org.jetstream.current?.consumers.size ?? 0;
+  daemon.org.jetstream.on("polled", () => (lastPollEnd = performance.now()));
+  describePoll = () => ` (polls take ${(daemon.org.health.lastPollDurationSeconds ?? 0).toFixed(2)} s)`;
   url = `${daemon.url}/metrics`;
 } else {
   const text = readFileSync(arg!, "utf8");
@@ -97,6 +105,35 @@ if (mode === "orgwatch") {
 
 // Measure from here: start-up (building the registry, the first poll) is not steady state.
 loop.enable();
+let maxGc = { ms: 0, kind: "" };
+const GC_KINDS: Record<number, string> = {
+  1: "scavenge",
+  2: "mark-compact",
+  4: "incremental",
+  8: "weak callbacks",
+};
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = GC_KINDS[(e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? "other";
+    if (e.duration > maxGc.ms) maxGc = { ms: e.duration, kind };
+  }
+});
+gcObserver.observe({ entryTypes: ["gc"] });
+// Attribute stalls: a timer that should fire every 10 ms notes how late it was, and how long after
+// the end of the last poll (a poll takes lastPollDuration; the next starts an interval after).
+const stalls: { ms: number; during: string }[] = [];
+let expected = performance.now() + 10;
+setInterval(() => {
+  const late = performance.now() - expected;
+  if (late > 20) {
+    const since =
+      lastPollEnd === 0 ? "-" : `${((performance.now() - late - lastPollEnd) / 1000).toFixed(2)} s`;
+    stalls.push({ ms: late, during: `${since} after a poll ended${describePoll()}` });
+    stalls.sort((a, b) => b.ms - a.ms);
+    stalls.length = Math.min(stalls.length, 5);
+  }
+  expected = performance.now() + 10;
+}, 10);
 rssPeak = process.memoryUsage.rss();
 send({ ready: true, url });
 
@@ -110,6 +147,9 @@ process.on("message", (m) => {
       heapUsedMb: process.memoryUsage().heapUsed / MB,
       polls: polls(),
       series,
+      maxGcPauseMs: maxGc.ms,
+      maxGcKind: maxGc.kind,
+      longestStalls: stalls,
     };
     send({ report });
   } else if (m === "exit") {

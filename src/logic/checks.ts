@@ -5,6 +5,7 @@
 // `check` label of orgwatch_config_findings): never rename one.
 import { formatDuration } from "../config/duration.js";
 import type { Kind } from "./classify.js";
+import { lagOf } from "./consumer-status.js";
 import { subjectMatches } from "./subject-match.js";
 import type { ConsumerState, StreamState } from "../model/jetstream.js";
 
@@ -168,7 +169,7 @@ export function evaluateChecks(input: CheckInput): Finding[] {
         fix: `nats consumer edit ${c.stream} ${c.name} --sample 100`,
       });
     }
-    const lag = c.pending + c.ackPending;
+    const lag = lagOf(c);
     if (c.kind === "tasks" && lag > 0) {
       const observed = input.ackRates?.get(`${c.stream}/${c.name}`);
       const rate = observed ?? 1 / input.expectedWorkMs;

@@ -21,11 +21,18 @@ export class LabelCap {
 
   /** The value to use as a label: itself when admitted, "other" when over the cap or unsafe. */
   admit(value: string): string {
+    const label = this.admitQuietly(value);
+    if (!this.admitted.has(value)) this.onOverflow();
+    return label;
+  }
+
+  /**
+   * Like admit, without counting a refusal: for values looked at again and again (every role at
+   * every scrape), whose overflow is counted once per message carrying them, where it arrives.
+   */
+  admitQuietly(value: string): string {
     if (this.admitted.has(value)) return value;
-    if (!isSafeLabelValue(value) || this.admitted.size >= this.max) {
-      this.onOverflow();
-      return OVERFLOW_VALUE;
-    }
+    if (!isSafeLabelValue(value) || this.admitted.size >= this.max) return OVERFLOW_VALUE;
     this.admitted.add(value);
     return value;
   }

@@ -26,9 +26,12 @@ export function invalid(reason: InvalidReason): { ok: false; reason: InvalidReas
 
 const decoder = new TextDecoder();
 
-/** Bytes → a JSON object, or the reason it is not one. Never throws. */
-export function parseJsonObject(data: Uint8Array): Parsed<Record<string, unknown>> {
-  if (data.length > MAX_MESSAGE_BYTES) return invalid("oversize");
+/** Bytes (at most `maxBytes` of them) → a JSON object, or the reason it is not one. Never throws. */
+export function parseJsonObject(
+  data: Uint8Array,
+  maxBytes: number = MAX_MESSAGE_BYTES,
+): Parsed<Record<string, unknown>> {
+  if (data.length > maxBytes) return invalid("oversize");
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(data));

@@ -4,7 +4,7 @@
 //  "on_complete":{"publish_to":"genbrain.agents.security.tasks","payload_template":"security_review"}}
 // plus an optional W3C `traceparent` header. Unknown fields are ignored; anything else unusable is
 // refused with a reason from the fixed vocabulary of message-parse.ts. Never throws.
-import { invalid, optionalString, type Parsed } from "./message-parse.js";
+import { invalid, optionalString, parseJsonObject, type Parsed } from "./message-parse.js";
 
 /** Tasks carry payloads, so they may be larger than status or event messages (NATS' default max_payload). */
 export const MAX_TASK_BYTES = 1024 * 1024;
@@ -32,8 +32,6 @@ export interface TraceParent {
   readonly sampled: boolean;
 }
 
-const decoder = new TextDecoder();
-
 function optionalPositiveNumber(value: unknown): Parsed<number | undefined> {
   if (value === undefined || value === null) return { ok: true, value: undefined };
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) return invalid("wrong_type");
@@ -47,15 +45,9 @@ function optionalObject(value: unknown): Parsed<Record<string, unknown> | undefi
 }
 
 export function parseTaskMessage(data: Uint8Array): Parsed<TaskMessage> {
-  if (data.length > MAX_TASK_BYTES) return invalid("oversize");
-  let doc: unknown;
-  try {
-    doc = JSON.parse(decoder.decode(data));
-  } catch {
-    return invalid("invalid_json");
-  }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return invalid("not_object");
-  const { task_id, type, parent_task_id, sla, on_complete } = doc as Record<string, unknown>;
+  const doc = parseJsonObject(data, MAX_TASK_BYTES);
+  if (!doc.ok) return doc;
+  const { task_id, type, parent_task_id, sla, on_complete } = doc.value;
 
   if (task_id === undefined || task_id === null || task_id === "") return invalid("missing_field");
   if (typeof task_id !== "string" || task_id.length > MAX_TASK_ID_LENGTH) return invalid("wrong_type");

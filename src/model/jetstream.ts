@@ -21,7 +21,6 @@ export interface StreamState {
   /** Limits on what the stream keeps; -1 = unlimited. */
   readonly maxMsgs: number;
   readonly maxBytes: number;
-  readonly maxMsgsPerSubject: number;
   /** The JetStream cluster holding the stream; undefined when the server is not clustered. */
   readonly cluster: string | undefined;
   /** Direct get enabled: message reads go to any replica, not the leader's API. */
@@ -34,6 +33,7 @@ export interface ConsumerState {
   readonly kind: Kind;
   readonly role: string;
   readonly filterSubjects: readonly string[];
+  /** The queue group a push consumer's subscribers share; undefined for pull consumers and plain push ones. */
   readonly deliverGroup: string | undefined;
   readonly ackPolicy: string;
   /** Created with a durable name; ephemeral consumers (tools, orgwatch's own readers) are nobody's workers. */
@@ -83,6 +83,14 @@ export interface PollResult {
 
 export function consumerKey(stream: string, consumer: string): string {
   return `${stream}/${consumer}`;
+}
+
+/**
+ * The consumer group whose members a consumer delivers to (OTel `messaging.consumer.group.name`):
+ * its deliver group when its subscribers share one, else the consumer itself, by name.
+ */
+export function consumerGroupOf(c: Pick<ConsumerState, "name" | "deliverGroup">): string {
+  return c.deliverGroup ?? c.name;
 }
 
 interface JetStreamEvents {

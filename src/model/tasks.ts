@@ -15,7 +15,13 @@ import { isOverdue, isSlaBreached, SLA_KINDS, type SlaKind } from "../logic/sla.
 import { subjectMatches } from "../logic/subject-match.js";
 import type { TaskMessage, TaskSla, TraceParent } from "../logic/task-message.js";
 import { chainTraceId, taskSpanId } from "../logic/task-trace.js";
-import type { ConsumerState, JetStreamModel, PollResult } from "./jetstream.js";
+import {
+  consumerGroupOf,
+  consumerKey,
+  type ConsumerState,
+  type JetStreamModel,
+  type PollResult,
+} from "./jetstream.js";
 
 export interface CompletionSignal {
   readonly taskId: string;
@@ -44,6 +50,7 @@ export interface TaskEvent {
   readonly atMs: number;
   /** The delivery this event is about (1 = first delivery), when known. */
   readonly delivery?: number;
+  /** The consumer group that got the delivery (see consumerGroupOf). */
   readonly consumer?: string;
 }
 
@@ -75,7 +82,7 @@ export interface TaskRecord {
   readonly onCompletePublishTo: string | undefined;
   readonly parentTaskId: string | undefined;
   readonly traceparent: TraceParent | undefined;
-  /** The consumer that delivered it first. */
+  /** The consumer group it was first delivered to (see consumerGroupOf). */
   consumer: string | undefined;
   firstDeliveryMs: number | undefined;
   /** Highest delivery count known. */
@@ -425,15 +432,16 @@ export class TasksModel extends EventEmitter<TaskEvents> {
 
   private applyRef(task: TaskRecord, { kind, ref }: PendingRefSignal): void {
     if (task.doneMs !== undefined && task.exported) return;
-    if (ref.deliveries !== undefined) this.noteDeliveries(task, ref.deliveries, ref.atMs, ref.consumer);
-    else if (task.firstDeliveryMs === undefined) this.noteDeliveries(task, 1, ref.atMs, ref.consumer);
+    const group = this.groupOf(ref);
+    if (ref.deliveries !== undefined) this.noteDeliveries(task, ref.deliveries, ref.atMs, group);
+    else if (task.firstDeliveryMs === undefined) this.noteDeliveries(task, 1, ref.atMs, group);
     if (kind === "nak") {
-      this.addEvent(task, { name: "nak", atMs: ref.atMs, consumer: ref.consumer, delivery: ref.deliveries });
+      this.addEvent(task, { name: "nak", atMs: ref.atMs, consumer: group, delivery: ref.deliveries });
     } else if (kind === "dead_letter") {
       this.addEvent(task, {
         name: "dead_letter",
         atMs: ref.atMs,
-        consumer: ref.consumer,
+        consumer: group,
         delivery: ref.deliveries,
       });
       // A dead letter overrides a completion orgwatch inferred but did not export yet (a 2.10+
@@ -446,7 +454,13 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     this.markDirty(task);
   }
 
-  /** Deliveries up to `count` happened by `atMs`: record those not seen yet. */
+  /** The consumer group of the consumer an advisory or ack sample names, as the last poll saw it. */
+  private groupOf(ref: StreamMessageRef): string {
+    const c = this.jetstream?.current?.consumers.get(consumerKey(ref.stream, ref.consumer));
+    return c ? consumerGroupOf(c) : ref.consumer;
+  }
+
+  /** Deliveries up to `count` happened by `atMs` to consumer group `consumer`: record those not seen yet. */
   private noteDeliveries(task: TaskRecord, count: number, atMs: number, consumer: string | undefined): void {
     if (task.consumer === undefined && consumer !== undefined) task.consumer = consumer;
     for (let n = task.deliveries + 1; n <= count; n++) {
@@ -513,7 +527,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
       ms !== undefined && ms <= pollMs && (previousPollMs === undefined || ms > previousPollMs) ? ms : pollMs;
     const seq = task.streamSequence;
     if (seq <= c.deliveredStreamSequence && task.firstDeliveryMs === undefined) {
-      this.noteDeliveries(task, 1, within(c.lastDeliveryMs), c.name);
+      this.noteDeliveries(task, 1, within(c.lastDeliveryMs), consumerGroupOf(c));
     }
     if (task.doneMs !== undefined) return;
     if (seq <= c.ackFloorStreamSequence) {
@@ -580,7 +594,7 @@ export class TasksModel extends EventEmitter<TaskEvents> {
       (t) => t.firstDeliveryMs !== undefined && t.streamSequence > c.ackFloorStreamSequence && !t.exported,
     );
     const only = waiting.length === 1 ? waiting[0] : undefined;
-    if (only) this.noteDeliveries(only, only.deliveries + redeliveries, atMs, c.name);
+    if (only) this.noteDeliveries(only, only.deliveries + redeliveries, atMs, consumerGroupOf(c));
   }
 
   /** Per-message changes settle once, after the current batch of messages. */

@@ -31,9 +31,9 @@ import {
 } from "../logic/advisory.js";
 import type { StreamMessageRef } from "../model/tasks.js";
 import { ConsumerDirectory } from "./consumer-directory.js";
-import { DeadLetterRouter, LEDGER_BUCKET } from "./deadletter-router.js";
+import { DeadLetterRouter } from "./deadletter-router.js";
 import { invalidReporter } from "./invalid-input.js";
-import type { RunningSource, SourceContext } from "./source.js";
+import { isOwnStream, type RunningSource, type SourceContext } from "./source.js";
 
 /** orgwatch's durable consumer on its advisory stream (instances sharing a server share the work). */
 export const ADVISORY_CONSUMER = "orgwatch";
@@ -43,7 +43,6 @@ const FETCH_EXPIRES_MS = 2_000;
 const RETRY_MS = 1_000;
 /** Dead letters remembered as counted by this process, so a replayed advisory is not counted twice. */
 const MAX_REMEMBERED = 100_000;
-const OWN_KV_STREAM = "KV_" + LEDGER_BUCKET;
 
 const nanos = (ms: number) => Math.round(ms * 1_000_000);
 
@@ -67,8 +66,6 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
     router?.refreshTarget();
   };
   org.jetstream.on("polled", onPoll);
-
-  const isOwnStream = (stream: string) => stream === streamName || stream === OWN_KV_STREAM;
 
   function refOf(a: {
     stream: string;
@@ -134,7 +131,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   }
 
   async function onAdvisory(advisory: ConsumerAdvisory, redelivered: boolean): Promise<void> {
-    if (isOwnStream(advisory.stream)) return;
+    if (isOwnStream(advisory.stream, config)) return;
     switch (advisory.kind) {
       case "max_deliveries":
         return onMaxDeliveries(advisory, redelivered);
@@ -155,7 +152,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   }
 
   async function onAckSample(sample: AckSample): Promise<void> {
-    if (isOwnStream(sample.stream)) return;
+    if (isOwnStream(sample.stream, config)) return;
     const ref = refOf(sample);
     org.tasks.recordAck(ref);
     org.broadcasts.recordAck(ref);

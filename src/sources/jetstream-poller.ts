@@ -14,7 +14,7 @@ import type { ConsumerConfig, ConsumerInfo, StreamInfo } from "@nats-io/jetstrea
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
-import { OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
+import { isOwnStream, OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
 
 export interface RunningPoller extends RunningSource {
   /** Runs a poll that starts after this call and resolves when its result is in the model. */
@@ -24,8 +24,6 @@ export interface RunningPoller extends RunningSource {
 const NS_PER_MS = 1_000_000;
 /** nats-server's error code for "stream not found": the stream went away during the poll. */
 const STREAM_NOT_FOUND = 10059;
-/** KV buckets of orgwatch's own (their streams are KV_<bucket>). */
-const OWN_KV_STREAM_PREFIX = "KV_orgwatch";
 
 /** `last_active` / `created` are RFC 3339 strings on the wire (typed as nanos by nats.js). */
 function timeMs(value: unknown): number | undefined {
@@ -88,7 +86,6 @@ function toStreamState(prefix: string, si: StreamInfo): StreamState {
     maxAgeMs: (si.config.max_age ?? 0) / NS_PER_MS,
     maxMsgs: si.config.max_msgs ?? -1,
     maxBytes: si.config.max_bytes ?? -1,
-    maxMsgsPerSubject: si.config.max_msgs_per_subject ?? -1,
     cluster: si.cluster?.name,
     allowDirect: si.config.allow_direct === true,
   };
@@ -122,9 +119,6 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
   let inFlight: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
   let stopped = false;
-
-  const isOwnStream = (name: string) =>
-    name === config["advisories.stream"] || name.startsWith(OWN_KV_STREAM_PREFIX);
 
   async function poll(): Promise<void> {
     const started = Date.now();
@@ -265,7 +259,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         kind,
         role,
         filterSubjects,
-        deliverGroup: cfg.deliver_group,
+        deliverGroup: cfg.deliver_group || undefined,
         ackPolicy: String(cfg.ack_policy),
         durable: isDurable(cfg),
         sampleFrequency: cfg.sample_freq ?? "",
@@ -297,7 +291,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       const streams = new Map<string, StreamState>();
       const streamList = `${apiPrefix}.STREAM.LIST`;
       for (const si of await listAll(streamList, "streams")) {
-        if (!isOwnStream(si.config.name)) streams.set(si.config.name, toStreamState(prefix, si));
+        if (!isOwnStream(si.config.name, config)) streams.set(si.config.name, toStreamState(prefix, si));
       }
       const consumers = new Map<string, ConsumerState>();
       let carried = 0;

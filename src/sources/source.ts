@@ -27,6 +27,17 @@ export function ownConsumerNamePrefix(): string {
   return OWN_CONSUMER_PREFIX + nuid.next();
 }
 
+/** orgwatch's own KV buckets are named orgwatch… (`--chains.kv-bucket` must be), so their streams are KV_orgwatch…. */
+const OWN_KV_STREAM_PREFIX = "KV_orgwatch";
+
+/**
+ * Whether a stream is orgwatch's own (its advisory stream or one of its KV buckets' streams) rather
+ * than the organization's: orgwatch neither reports it nor handles advisories about it.
+ */
+export function isOwnStream(stream: string, config: Config): boolean {
+  return stream === config["advisories.stream"] || stream.startsWith(OWN_KV_STREAM_PREFIX);
+}
+
 export interface RunningSource {
   stop(): Promise<void>;
 }

@@ -20,50 +20,63 @@ const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** A nats-server of the suite's own and a client of it: started before the suite's tests, stopped after. */
+function natsPerSuite() {
+  const nats = {} as {
+    server: NatsServerProcess;
+    nc: NatsConnection;
+    jsm: JetStreamManager;
+    js: JetStreamClient;
+  };
+  beforeAll(async () => {
+    nats.server = await startNatsServer();
+    nats.nc = await connect({ servers: nats.server.url });
+    nats.jsm = await jetstreamManager(nats.nc);
+    nats.js = jetstream(nats.nc);
+  });
+  afterAll(async () => {
+    await nats.nc?.close();
+    await nats.server?.stop();
+  });
+  return nats;
+}
+
 describe("dead letters routed to a dead-letter stream", () => {
-  let server: NatsServerProcess;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let js: JetStreamClient;
+  const nats = natsPerSuite();
   let daemon: Daemon;
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-    js = jetstream(nc);
-    await jsm.streams.add({ name: "DEADLETTER", subjects: ["genbrain.org.deadletter"] });
-    daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    await nats.jsm.streams.add({ name: "DEADLETTER", subjects: ["genbrain.org.deadletter"] });
+    daemon = await startTestDaemon(nats.server.url, { "advisories.ack-wait": 2_000 });
     await daemon.started;
   });
+  // After hooks run last-registered first: the daemon stops before its server.
   afterAll(async () => {
     await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
   });
 
   it("routes a poison message exactly once, with its payload and traceparent, and counts it once", async () => {
-    const { stream, subject } = await createPoisonableConsumer(jsm, { role: "cto", consumer: "cto" });
+    const { stream, subject } = await createPoisonableConsumer(nats.jsm, { role: "cto", consumer: "cto" });
     // A healthy consumer elsewhere: its dead-letter counter must exist at 0.
-    await createPoisonableConsumer(jsm, { role: "qa", consumer: "qa" });
+    await createPoisonableConsumer(nats.jsm, { role: "qa", consumer: "qa" });
     const h = headers();
     h.set("traceparent", TRACEPARENT);
     h.set("Nats-Msg-Id", "task-1847");
     const payload = JSON.stringify({ task_id: "task-1847", type: "feature_implementation" });
-    const pub = await js.publish(subject, enc.encode(payload), { headers: h });
+    const pub = await nats.js.publish(subject, enc.encode(payload), { headers: h });
 
     const deliveries = await failEverything(
-      js,
+      nats.js,
       stream,
       "cto",
-      async () => (await streamMessages(jsm, "DEADLETTER")) >= 1,
+      async () => (await streamMessages(nats.jsm, "DEADLETTER")) >= 1,
     );
     expect(deliveries.get(pub.seq)).toHaveLength(3);
     // Keep pulling (on 2.9 every pull is a chance for another advisory) until orgwatch has handled
     // every advisory captured, then look: still one.
-    await failEverything(js, stream, "cto", () => advisoriesDrained(jsm));
+    await failEverything(nats.js, stream, "cto", () => advisoriesDrained(nats.jsm));
 
-    const letters = await readStream(jsm, "DEADLETTER");
+    const letters = await readStream(nats.jsm, "DEADLETTER");
     expect(letters).toHaveLength(1);
     const letter = letters[0]!;
     expect(dec.decode(letter.data)).toBe(payload);
@@ -111,25 +124,28 @@ describe("dead letters routed to a dead-letter stream", () => {
   });
 
   it("routes a small record of a message already gone from its stream, and counts it", async () => {
-    const { stream, subject } = await createPoisonableConsumer(jsm, { role: "ops", consumer: "ops" });
-    const pub = await js.publish(subject, enc.encode("{}"));
+    const { stream, subject } = await createPoisonableConsumer(nats.jsm, { role: "ops", consumer: "ops" });
+    const pub = await nats.js.publish(subject, enc.encode("{}"));
     // orgwatch is down while the message dies and is deleted (on 2.9 a message deleted before the
     // server gives up on it ends with a terminated advisory instead, so it dies first).
     await daemon.stop();
     const advisory = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.ops`;
-    await failEverything(js, stream, "ops", async () => {
-      const captured = await jsm.streams.getMessage("ORGWATCH_ADVISORIES", { last_by_subj: advisory });
+    await failEverything(nats.js, stream, "ops", async () => {
+      const captured = await nats.jsm.streams.getMessage("ORGWATCH_ADVISORIES", { last_by_subj: advisory });
       return captured !== null;
     });
-    expect(await jsm.streams.deleteMessage(stream, pub.seq)).toBe(true);
-    const before = await streamMessages(jsm, "DEADLETTER");
-    daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    expect(await nats.jsm.streams.deleteMessage(stream, pub.seq)).toBe(true);
+    const before = await streamMessages(nats.jsm, "DEADLETTER");
+    daemon = await startTestDaemon(nats.server.url, { "advisories.ack-wait": 2_000 });
     await daemon.started;
-    await waitFor(async () => (await streamMessages(jsm, "DEADLETTER")) > before && advisoriesDrained(jsm), {
-      what: "the dead letter of a deleted message",
-    });
+    await waitFor(
+      async () => (await streamMessages(nats.jsm, "DEADLETTER")) > before && advisoriesDrained(nats.jsm),
+      {
+        what: "the dead letter of a deleted message",
+      },
+    );
 
-    const letters = (await readStream(jsm, "DEADLETTER")).filter(
+    const letters = (await readStream(nats.jsm, "DEADLETTER")).filter(
       (l) => l.header.get("Orgwatch-Source-Stream") === stream,
     );
     expect(letters).toHaveLength(1);
@@ -148,13 +164,14 @@ describe("dead letters routed to a dead-letter stream", () => {
   });
 
   it("counts naks and terms per consumer, and nothing dead-lettered for them", async () => {
-    const { stream, subject } = await createPoisonableConsumer(jsm, {
+    const { stream, subject } = await createPoisonableConsumer(nats.jsm, {
       role: "dev",
       consumer: "dev",
       ackWaitMs: 30_000,
     });
-    for (let i = 0; i < 4; i++) await js.publish(subject, enc.encode(JSON.stringify({ task_id: `t${i}` })));
-    const c = await js.consumers.get(stream, "dev");
+    for (let i = 0; i < 4; i++)
+      await nats.js.publish(subject, enc.encode(JSON.stringify({ task_id: `t${i}` })));
+    const c = await nats.js.consumers.get(stream, "dev");
     // 1st: nak twice then ack; 2nd: term; 3rd and 4th: ack.
     const naked = new Map<number, number>();
     let handled = 0;
@@ -173,7 +190,7 @@ describe("dead letters routed to a dead-letter stream", () => {
     }
     const m = await waitFor(
       async () => {
-        if (!(await advisoriesDrained(jsm))) return undefined;
+        if (!(await advisoriesDrained(nats.jsm))) return undefined;
         const s = await scrape(daemon.url);
         return s.value("orgwatch_consumer_terminated_total", { stream, consumer: "dev" }) === 1
           ? s
@@ -191,14 +208,15 @@ describe("dead letters routed to a dead-letter stream", () => {
   });
 
   it("observes sampled acks as task processing times of the consumer's role", async () => {
-    const { stream, subject } = await createPoisonableConsumer(jsm, {
+    const { stream, subject } = await createPoisonableConsumer(nats.jsm, {
       role: "security",
       consumer: "security-worker",
       ackWaitMs: 30_000,
       sampleFreq: "100%",
     });
-    for (let i = 0; i < 3; i++) await js.publish(subject, enc.encode(JSON.stringify({ task_id: `s${i}` })));
-    const c = await js.consumers.get(stream, "security-worker");
+    for (let i = 0; i < 3; i++)
+      await nats.js.publish(subject, enc.encode(JSON.stringify({ task_id: `s${i}` })));
+    const c = await nats.js.consumers.get(stream, "security-worker");
     for (let acked = 0; acked < 3;) {
       const m = await c.next({ expires: 2_000 });
       if (m) {
@@ -226,16 +244,16 @@ describe("dead letters routed to a dead-letter stream", () => {
     expect(roles).toEqual([]);
   });
   it("counts and skips advisories and ack samples that are not valid, and moves on", async () => {
-    nc.publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.AGENT_X.x", enc.encode("not json"));
-    nc.publish(
+    nats.nc.publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.AGENT_X.x", enc.encode("not json"));
+    nats.nc.publish(
       "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.AGENT_X.x",
       enc.encode('{"type":"io.nats.jetstream.advisory.v1.nak"}'),
     );
-    nc.publish("$JS.EVENT.METRIC.CONSUMER.ACK.AGENT_X.x", enc.encode("[]"));
-    await nc.flush();
+    nats.nc.publish("$JS.EVENT.METRIC.CONSUMER.ACK.AGENT_X.x", enc.encode("[]"));
+    await nats.nc.flush();
     const m = await waitFor(
       async () => {
-        if (!(await advisoriesDrained(jsm))) return undefined;
+        if (!(await advisoriesDrained(nats.jsm))) return undefined;
         const s = await scrape(daemon.url);
         return s.value("orgwatch_invalid_messages_total", { source: "ack_sample", reason: "not_object" }) ===
           1
@@ -253,48 +271,34 @@ describe("dead letters routed to a dead-letter stream", () => {
 });
 
 describe("dead letters routed to a core subject", () => {
-  let server: NatsServerProcess;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let js: JetStreamClient;
-
-  beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-    js = jetstream(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
+  const nats = natsPerSuite();
 
   it("publishes it once, also when a restarted orgwatch sees the advisory again", async () => {
     const received: { data: string; traceparent: string }[] = [];
-    const sub = nc.subscribe("genbrain.org.deadletter", {
+    const sub = nats.nc.subscribe("genbrain.org.deadletter", {
       callback: (_err, m) => {
         received.push({ data: dec.decode(m.data), traceparent: m.headers?.get("traceparent") ?? "" });
       },
     });
-    await nc.flush();
-    const { stream, subject } = await createPoisonableConsumer(jsm, { role: "cto", consumer: "cto" });
+    await nats.nc.flush();
+    const { stream, subject } = await createPoisonableConsumer(nats.jsm, { role: "cto", consumer: "cto" });
     const h = headers();
     h.set("traceparent", TRACEPARENT);
-    await js.publish(subject, enc.encode("poison"), { headers: h });
+    await nats.js.publish(subject, enc.encode("poison"), { headers: h });
 
-    let daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    let daemon = await startTestDaemon(nats.server.url, { "advisories.ack-wait": 2_000 });
     await daemon.started;
-    await failEverything(js, stream, "cto", () => received.length >= 1);
-    await waitFor(() => advisoriesDrained(jsm), { what: "advisories handled" });
+    await failEverything(nats.js, stream, "cto", () => received.length >= 1);
+    await waitFor(() => advisoriesDrained(nats.jsm), { what: "advisories handled" });
     await daemon.stop();
 
     // The advisory handled again from the start, as after a crash: the ledger knows it was routed.
-    await jsm.consumers.delete("ORGWATCH_ADVISORIES", "orgwatch");
-    daemon = await startTestDaemon(server.url, { "advisories.ack-wait": 2_000 });
+    await nats.jsm.consumers.delete("ORGWATCH_ADVISORIES", "orgwatch");
+    daemon = await startTestDaemon(nats.server.url, { "advisories.ack-wait": 2_000 });
     try {
       await daemon.started;
-      await waitFor(() => advisoriesDrained(jsm), { what: "replayed advisories handled" });
-      await nc.flush();
+      await waitFor(() => advisoriesDrained(nats.jsm), { what: "replayed advisories handled" });
+      await nats.nc.flush();
       expect(received).toEqual([{ data: "poison", traceparent: TRACEPARENT }]);
       // A replay of an advisory handled before is not a new dead letter.
       await daemon.pollNow();
@@ -308,38 +312,25 @@ describe("dead letters routed to a core subject", () => {
 });
 
 describe("settings: ack samples captured, routing off", () => {
-  let server: NatsServerProcess;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  let js: JetStreamClient;
-
-  beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-    js = jetstream(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
+  const nats = natsPerSuite();
 
   it("observes acks sampled while orgwatch was down", async () => {
     const settings = { "advisories.ack-wait": 2_000, "advisories.ack-samples": "capture" };
-    let daemon = await startTestDaemon(server.url, settings);
+    let daemon = await startTestDaemon(nats.server.url, settings);
     await daemon.started;
     await daemon.stop();
-    const si = await jsm.streams.info("ORGWATCH_ADVISORIES");
+    const si = await nats.jsm.streams.info("ORGWATCH_ADVISORIES");
     expect(si.config.subjects).toContain("$JS.EVENT.METRIC.CONSUMER.ACK.>");
 
-    const { stream, subject } = await createPoisonableConsumer(jsm, {
+    const { stream, subject } = await createPoisonableConsumer(nats.jsm, {
       role: "cfo",
       consumer: "cfo",
       ackWaitMs: 30_000,
       sampleFreq: "100%",
     });
-    for (let i = 0; i < 2; i++) await js.publish(subject, enc.encode(JSON.stringify({ task_id: `f${i}` })));
-    const c = await js.consumers.get(stream, "cfo");
+    for (let i = 0; i < 2; i++)
+      await nats.js.publish(subject, enc.encode(JSON.stringify({ task_id: `f${i}` })));
+    const c = await nats.js.consumers.get(stream, "cfo");
     for (let acked = 0; acked < 2;) {
       const m = await c.next({ expires: 2_000 });
       if (m) {
@@ -347,11 +338,11 @@ describe("settings: ack samples captured, routing off", () => {
         acked++;
       }
     }
-    await waitFor(async () => (await streamMessages(jsm, "ORGWATCH_ADVISORIES")) >= 2, {
+    await waitFor(async () => (await streamMessages(nats.jsm, "ORGWATCH_ADVISORIES")) >= 2, {
       what: "the samples captured",
     });
 
-    daemon = await startTestDaemon(server.url, settings);
+    daemon = await startTestDaemon(nats.server.url, settings);
     try {
       await daemon.started;
       await waitFor(
@@ -366,15 +357,18 @@ describe("settings: ack samples captured, routing off", () => {
   });
 
   it("with routing off, counts a dead letter and publishes nothing", async () => {
-    await jsm.streams.add({ name: "DEADLETTER", subjects: ["genbrain.org.deadletter"] });
-    const daemon = await startTestDaemon(server.url, {
+    await nats.jsm.streams.add({ name: "DEADLETTER", subjects: ["genbrain.org.deadletter"] });
+    const daemon = await startTestDaemon(nats.server.url, {
       "advisories.ack-wait": 2_000,
       "deadletter.route": false,
     });
     try {
       await daemon.started;
-      const { stream, subject } = await createPoisonableConsumer(jsm, { role: "legal", consumer: "legal" });
-      await js.publish(subject, enc.encode("poison"));
+      const { stream, subject } = await createPoisonableConsumer(nats.jsm, {
+        role: "legal",
+        consumer: "legal",
+      });
+      await nats.js.publish(subject, enc.encode("poison"));
       const counted = async () => {
         await daemon.pollNow();
         const m = await scrape(daemon.url);
@@ -382,8 +376,13 @@ describe("settings: ack samples captured, routing off", () => {
           m.value("orgwatch_deadletter_messages_total", { stream, consumer: "legal", role: "legal" }) === 1
         );
       };
-      await failEverything(js, stream, "legal", async () => (await advisoriesDrained(jsm)) && counted());
-      expect(await streamMessages(jsm, "DEADLETTER")).toBe(0);
+      await failEverything(
+        nats.js,
+        stream,
+        "legal",
+        async () => (await advisoriesDrained(nats.jsm)) && counted(),
+      );
+      expect(await streamMessages(nats.jsm, "DEADLETTER")).toBe(0);
     } finally {
       await daemon.stop();
     }

@@ -13,7 +13,7 @@ import { DEADLETTER_STREAM } from "../../src/demo/topology.js";
 import { startNatsServer } from "../../src/nats/server-process.js";
 import { spawnOrgwatch } from "../helpers/cli.js";
 import { scrape } from "../helpers/metrics.js";
-import { advisoriesDrained, streamMessages } from "../helpers/poison.js";
+import { advisoriesDrained, readStream, streamMessages } from "../helpers/poison.js";
 import { waitFor } from "../helpers/wait.js";
 
 const MINUTES = Number(process.env["SOAK_MINUTES"] ?? "5");
@@ -99,7 +99,9 @@ it(`orgwatch's resident memory stays flat over ${MINUTES} minutes`, async () => 
     await sim.stop();
     await waitFor(() => advisoriesDrained(jsm), { timeoutMs: 60_000, what: "advisories handled" });
     const routed = await streamMessages(jsm, DEADLETTER_STREAM);
-    console.log(`${routed} dead letters routed`);
+    const ids = (await readStream(jsm, DEADLETTER_STREAM)).map((m) => m.json<{ task_id: string }>().task_id);
+    console.log(`${routed} dead letters routed, ${new Set(ids).size} distinct tasks`);
+    expect(new Set(ids).size).toBe(ids.length);
   } finally {
     await sim.stop().catch(() => undefined);
     ow.child.kill("SIGTERM");

@@ -10,30 +10,12 @@ import {
 } from "../../src/logic/checks.js";
 import type { ConsumerState, StreamState } from "../../src/model/jetstream.js";
 import { renderJson, renderText, wantsColour } from "../../src/check/report.js";
+import { consumerState, streamState } from "../helpers/jetstream-fixtures.js";
 
 const MIN = 60_000;
 
 function stream(name: string, over: Partial<StreamState> = {}): StreamState {
-  return {
-    name,
-    subjects: [],
-    kind: "tasks",
-    role: "",
-    messages: 0,
-    bytes: 0,
-    firstSequence: 0,
-    lastSequence: 0,
-    consumers: 1,
-    storage: "file",
-    replicas: 1,
-    maxAgeMs: 72 * 60 * MIN,
-    maxMsgs: -1,
-    maxBytes: -1,
-    maxMsgsPerSubject: -1,
-    cluster: undefined,
-    allowDirect: false,
-    ...over,
-  };
+  return streamState(name, { consumers: 1, maxAgeMs: 72 * 60 * MIN, ...over });
 }
 
 function taskStream(role: string, over: Partial<StreamState> = {}): StreamState {
@@ -45,34 +27,7 @@ function taskStream(role: string, over: Partial<StreamState> = {}): StreamState 
 }
 
 function consumer(streamName: string, name: string, over: Partial<ConsumerState> = {}): ConsumerState {
-  return {
-    stream: streamName,
-    name,
-    kind: "tasks",
-    role: "",
-    filterSubjects: [],
-    deliverGroup: undefined,
-    ackPolicy: "explicit",
-    durable: true,
-    sampleFrequency: "100%",
-    pending: 0,
-    ackPending: 0,
-    redelivered: 0,
-    waitingPulls: 0,
-    deliveredStreamSequence: 0,
-    deliveredConsumerSequence: 0,
-    ackFloorStreamSequence: 0,
-    ackFloorConsumerSequence: 0,
-    createdMs: 1,
-    lastDeliveryMs: undefined,
-    lastAckMs: undefined,
-    ackWaitMs: 30 * MIN,
-    maxDeliver: 3,
-    oldestUnackedSequence: undefined,
-    oldestUnackedMs: undefined,
-    status: "ok",
-    ...over,
-  };
+  return consumerState(streamName, name, { sampleFrequency: "100%", ackWaitMs: 30 * MIN, ...over });
 }
 
 function worker(role: string, over: Partial<ConsumerState> = {}): ConsumerState {

@@ -9,72 +9,43 @@ import {
   renderPoll,
 } from "../../src/exporters/metrics/jetstream.js";
 import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
-import type { ConsumerState, PollResult, StreamState } from "../../src/model/jetstream.js";
+import type { ConsumerState, StreamState } from "../../src/model/jetstream.js";
 import { Organization } from "../../src/model/organization.js";
+import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 import { parseScrape } from "../helpers/metrics.js";
 
 function stream(name: string, overrides: Partial<StreamState> = {}): StreamState {
-  return {
-    name,
+  return streamState(name, {
     subjects: [`genbrain.agents.${name.toLowerCase()}.tasks`],
-    kind: "tasks",
     role: name.toLowerCase(),
     messages: 3,
     bytes: 120,
     firstSequence: 1,
     lastSequence: 3,
     consumers: 1,
-    storage: "file",
-    replicas: 1,
-    maxAgeMs: 0,
-    maxMsgs: -1,
-    maxBytes: -1,
-    maxMsgsPerSubject: -1,
-    cluster: undefined,
-    allowDirect: false,
     ...overrides,
-  };
+  });
 }
 
 function consumer(streamName: string, name: string, overrides: Partial<ConsumerState> = {}): ConsumerState {
-  return {
-    stream: streamName,
-    name,
-    kind: "tasks",
+  return consumerState(streamName, name, {
     role: "cto",
-    filterSubjects: [],
-    deliverGroup: undefined,
-    ackPolicy: "explicit",
-    durable: true,
-    sampleFrequency: "",
     pending: 2,
     ackPending: 1,
     redelivered: 1,
-    waitingPulls: 0,
     deliveredStreamSequence: 1,
     deliveredConsumerSequence: 2,
-    ackFloorStreamSequence: 0,
-    ackFloorConsumerSequence: 0,
     createdMs: 1_000,
     lastDeliveryMs: 1_700_000_000_500,
-    lastAckMs: undefined,
     ackWaitMs: 1_800_000,
-    maxDeliver: 3,
     oldestUnackedSequence: 1,
     oldestUnackedMs: 1_700_000_000_000,
     status: "stalled",
     ...overrides,
-  };
+  });
 }
 
-function poll(streams: StreamState[], consumers: ConsumerState[]): PollResult {
-  return {
-    at: 0,
-    streams: new Map(streams.map((s) => [s.name, s])),
-    consumers: new Map(consumers.map((c) => [`${c.stream}/${c.name}`, c])),
-    requests: 0,
-  };
-}
+const poll = (streams: StreamState[], consumers: ConsumerState[]) => pollResult(0, streams, consumers);
 
 describe("JetStream metrics exporter", () => {
   it("renders each series with its labels, one-hot status, and omits times the server did not give", () => {

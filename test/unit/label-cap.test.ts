@@ -25,4 +25,17 @@ describe("LabelCap", () => {
     expect(isSafeLabelValue("task.completed")).toBe(true);
     expect(isSafeLabelValue("x".repeat(64))).toBe(true);
   });
+
+  it("admits quietly: the same answers as admit, but a refusal is not counted", () => {
+    let overflow = 0;
+    const cap = new LabelCap(1, () => overflow++);
+    expect(cap.admitQuietly("a")).toBe("a");
+    expect(cap.admitQuietly("b")).toBe(OVERFLOW_VALUE);
+    expect(cap.admitQuietly("bad value")).toBe(OVERFLOW_VALUE);
+    expect(overflow).toBe(0);
+    expect(cap.admit("a")).toBe("a");
+    expect(cap.admit("b")).toBe(OVERFLOW_VALUE);
+    expect(overflow).toBe(1);
+    expect(cap.size).toBe(1);
+  });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { MAX_MESSAGE_BYTES } from "../../src/logic/message-parse.js";
 import { MAX_TASK_BYTES, parseTaskMessage, parseTraceparent } from "../../src/logic/task-message.js";
 
 const parse = (s: string) => parseTaskMessage(new TextEncoder().encode(s));
@@ -62,6 +63,12 @@ describe("parseTaskMessage", () => {
     });
     expect(parse('{"task_id":"a","on_complete":"x"}')).toEqual({ ok: false, reason: "wrong_type" });
     expect(parseTaskMessage(new Uint8Array(MAX_TASK_BYTES + 1))).toEqual({ ok: false, reason: "oversize" });
+  });
+
+  it("takes tasks larger than a status message, up to its own limit", () => {
+    const payload = "x".repeat(MAX_MESSAGE_BYTES);
+    const task = parse(JSON.stringify({ task_id: "task-big", type: "report", payload }));
+    expect(task).toMatchObject({ ok: true, value: { taskId: "task-big", type: "report" } });
   });
 
   it("never throws on arbitrary bytes or JSON", () => {

@@ -1,13 +1,9 @@
 // The task model on its own: poll results and signals in, lifecycle, links and chain ends out.
 import { describe, expect, it } from "vitest";
-import {
-  JetStreamModel,
-  type ConsumerState,
-  type PollResult,
-  type StreamState,
-} from "../../src/model/jetstream.js";
+import { JetStreamModel, type ConsumerState, type PollResult } from "../../src/model/jetstream.js";
 import { TasksModel, type ChainSummary, type ObservedTask, type TaskRecord } from "../../src/model/tasks.js";
 import type { TaskMessage } from "../../src/logic/task-message.js";
+import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 
 const STREAM = "AGENT_CTO_TASKS";
 const SUBJECT = "genbrain.agents.cto.tasks";
@@ -16,44 +12,11 @@ const T0 = Date.now();
 const SETTINGS = { inferWindowMs: 60_000, taskTimeoutMs: 3_600_000, maxTasks: 1000, retentionMs: 86_400_000 };
 
 function consumer(over: Partial<ConsumerState>): ConsumerState {
-  return {
-    stream: STREAM,
-    name: "cto-worker",
-    kind: "tasks",
-    role: "cto",
-    filterSubjects: [],
-    deliverGroup: undefined,
-    ackPolicy: "explicit",
-    durable: true,
-    sampleFrequency: "",
-    pending: 0,
-    ackPending: 0,
-    redelivered: 0,
-    waitingPulls: 0,
-    deliveredStreamSequence: 0,
-    deliveredConsumerSequence: 0,
-    ackFloorStreamSequence: 0,
-    ackFloorConsumerSequence: 0,
-    createdMs: 1,
-    lastDeliveryMs: undefined,
-    lastAckMs: undefined,
-    ackWaitMs: 30_000,
-    maxDeliver: 3,
-    oldestUnackedSequence: undefined,
-    oldestUnackedMs: undefined,
-    status: "ok",
-    ...over,
-  };
+  return consumerState(STREAM, "cto-worker", { role: "cto", ackWaitMs: 30_000, ...over });
 }
 
 function poll(at: number, consumers: ConsumerState[]): PollResult {
-  const stream = { name: STREAM, kind: "tasks", role: "cto", firstSequence: 1 } as StreamState;
-  return {
-    at,
-    streams: new Map([[STREAM, stream]]),
-    consumers: new Map(consumers.map((c) => [`${c.stream}/${c.name}`, c])),
-    requests: 0,
-  };
+  return pollResult(at, [streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1 })], consumers);
 }
 
 function observed(
@@ -145,6 +108,44 @@ describe("TasksModel", () => {
     expect(dead.outcome).toBe("dead_letter");
     expect(dead.deliveries).toBe(3);
     expect(dead.events.map((e) => e.name)).toEqual(["delivery", "redelivery", "redelivery", "dead_letter"]);
+  });
+
+  it("names the deliver group its members share as the task's consumer group, else the consumer", async () => {
+    const { js, tasks, finished, settled } = setup();
+    // The poll sees the first task delivered; advisories and sampled acks name the consumer.
+    const queue = consumer({ name: "cto-push", deliverGroup: "cto-workers", deliveredStreamSequence: 1 });
+    tasks.observePublished(observed(1, { taskId: "queued" }));
+    tasks.observePublished(observed(2, { taskId: "nakked" }));
+    await settled();
+    js.applyPoll(poll(T0 + 5000, [queue, consumer({})]));
+    tasks.recordNak({
+      stream: STREAM,
+      streamSequence: 2,
+      consumer: "cto-push",
+      deliveries: 1,
+      atMs: T0 + 5100,
+    });
+    tasks.recordAck({
+      stream: STREAM,
+      streamSequence: 1,
+      consumer: "cto-push",
+      deliveries: 1,
+      atMs: T0 + 5200,
+    });
+    tasks.recordAck({
+      stream: STREAM,
+      streamSequence: 2,
+      consumer: "cto-worker",
+      deliveries: 2,
+      atMs: T0 + 5300,
+    });
+    await settled();
+    expect(
+      finished.map((t) => [t.taskId, t.consumer, t.events.map((e) => `${e.name}:${e.consumer}`)]),
+    ).toEqual([
+      ["queued", "cto-workers", ["delivery:cto-workers"]],
+      ["nakked", "cto-workers", ["delivery:cto-workers", "nak:cto-workers", "redelivery:cto-worker"]],
+    ]);
   });
 
   it("applies signals that arrive before the task is observed", async () => {

@@ -37,6 +37,10 @@ export function registerTaskMetrics(metrics: MetricsRegistry, org: Organization)
   const registers = metrics.registers;
   const { tasks, health } = org;
   const max = org.config["labels.max-values"];
+  // One cap per label, shared by every task family: a task's labels are capped once, when it is
+  // published, and reused for its latencies, completion and SLA breaches. So both caps count a
+  // refused value against orgwatch_tasks_published_total, once per task, where the task arrives;
+  // the gauges' collect() re-reads roles at every scrape (admitQuietly) and counts nothing again.
   const roles = new LabelCap(max, () => health.countOverflow("orgwatch_tasks_published_total"));
   const types = new LabelCap(max, () => health.countOverflow("orgwatch_tasks_published_total"));
   /** Labels of a task, capped once and remembered (a task keeps its series for its whole life). */
@@ -74,7 +78,7 @@ export function registerTaskMetrics(metrics: MetricsRegistry, org: Organization)
     collect() {
       // Every role with tasks starts at 0, so that increase() sees the first breach.
       for (const role of taskRoles())
-        for (const sla of SLA_KINDS) this.inc({ role: roles.admit(role), sla }, 0);
+        for (const sla of SLA_KINDS) this.inc({ role: roles.admitQuietly(role), sla }, 0);
     },
   });
   new Gauge({
@@ -87,9 +91,9 @@ export function registerTaskMetrics(metrics: MetricsRegistry, org: Organization)
       const now = Date.now();
       const counts = new Map<string, Record<string, number>>();
       for (const role of [...taskRoles(), ...tasks.roles()])
-        counts.set(roles.admit(role), { ack: 0, complete: 0 });
+        counts.set(roles.admitQuietly(role), { ack: 0, complete: 0 });
       for (const [role, c] of tasks.overdue(now)) {
-        const r = roles.admit(role);
+        const r = roles.admitQuietly(role);
         const sum = counts.get(r) ?? { ack: 0, complete: 0 };
         for (const sla of SLA_KINDS) sum[sla] = (sum[sla] ?? 0) + c[sla];
         counts.set(r, sum);
