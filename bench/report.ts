@@ -120,7 +120,9 @@ function stallNotes(r: ScrapeResult): string {
     ["bare prom-client", r.bare],
   ] as const) {
     lines.push(
-      `- ${name}: longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); longest stalls: ` +
+      `- ${name}: longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); ` +
+        (name === "orgwatch" ? `poll-end listeners at most ${ms(s.child.longestPolledListenersMs)}; ` : "") +
+        `longest stalls: ` +
         (s.child.longestStalls.map((st) => `${ms(st.ms)} (${st.during})`).join("; ") || "none over 20 ms"),
     );
   }

@@ -26,6 +26,8 @@ export interface ChildReport {
   readonly maxGcKind: string;
   /** The longest stalls seen by a 10 ms timer, each with what the daemon was doing then. */
   readonly longestStalls: readonly { ms: number; during: string }[];
+  /** The longest time the model's `polled` listeners took at the end of a poll (orgwatch only). */
+  readonly longestPolledListenersMs: number;
 }
 
 const MB = 1024 * 1024;
@@ -39,6 +41,7 @@ const [mode, arg, intervalArg] = process.argv.slice(2);
 let url: string;
 let polls = () => 0;
 let lastPollEnd = 0;
+let listenersMs = 0;
 let describePoll = () => "";
 let series = 0;
 
@@ -54,6 +57,14 @@ if (mode === "orgwatch") {
   while (daemon.org.health.pollsCompleted === 0) await new Promise((r) => setTimeout(r, 20));
   polls = () => daemon.org.health.pollsCompleted;
   daemon.org.jetstream.on("polled", () => (lastPollEnd = performance.now()));
+  // How long the model's `polled` listeners take together (they run synchronously at each poll's end).
+  const model = daemon.org.jetstream;
+  const apply = model.applyPoll.bind(model);
+  model.applyPoll = (result) => {
+    const t0 = performance.now();
+    apply(result);
+    listenersMs = Math.max(listenersMs, performance.now() - t0);
+  };
   describePoll = () => ` (polls take ${(daemon.org.health.lastPollDurationSeconds ?? 0).toFixed(2)} s)`;
   url = `${daemon.url}/metrics`;
 } else {
@@ -150,6 +161,7 @@ process.on("message", (m) => {
       maxGcPauseMs: maxGc.ms,
       maxGcKind: maxGc.kind,
       longestStalls: stalls,
+      longestPolledListenersMs: listenersMs,
     };
     send({ report });
   } else if (m === "exit") {

@@ -121,6 +121,8 @@ function validate(c: Config): void {
   if (c["consumer.status-window"] < 2)
     throw new ConfigError("--consumer.status-window", "must be at least 2 polls");
   if (c["labels.max-values"] < 1) throw new ConfigError("--labels.max-values", "must be at least 1");
+  if (c["own-streams.replicas"] < 1 || c["own-streams.replicas"] > 5)
+    throw new ConfigError("--own-streams.replicas", "must be between 1 and 5 (JetStream's limit)");
   if (c.pace < 1 || c.pace > 6000) throw new ConfigError("--pace", "must be between 1 and 6000");
   if (c.agents < 3 || c.agents > 10_000) throw new ConfigError("--agents", "must be between 3 and 10000");
   try {

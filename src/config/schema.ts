@@ -143,6 +143,13 @@ export const SETTINGS = [
       "sampled acks ($JS.EVENT.METRIC.CONSUMER.ACK.>) for orgwatch_task_processing_seconds: a plain subscription (high volume, loss acceptable), captured in the advisory stream (none lost while orgwatch is down), or not read",
     default: "subscribe",
   },
+  {
+    key: "own-streams.replicas",
+    type: "integer",
+    description:
+      "replicas (1-5) of the stream and KV buckets orgwatch creates for itself (advisory stream, dead-letter ledger, chain state); set 3 in a 3-node cluster, or losing one node stops dead-letter routing. Applied when they are created",
+    default: "1",
+  },
 
   // Tasks and chains
   {

@@ -3,7 +3,7 @@
 // ids, so spans exported at different times or by another orgwatch process still connect).
 // Configured by the standard OTEL_* variables (logic/otel-env.ts); nothing configured: no export.
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes } from "@opentelemetry/api";
-import { hrTimeDuration, millisToHrTime } from "@opentelemetry/core";
+import { ExportResultCode, hrTimeDuration, millisToHrTime, type ExportResult } from "@opentelemetry/core";
 import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import {
@@ -30,6 +30,43 @@ import { VERSION } from "../version.js";
 
 export interface TraceExporter {
   shutdown(): Promise<void>;
+}
+
+/** The task a span is about (set by taskSpan). */
+function taskIdOf(span: ReadableSpan): string | undefined {
+  const id = span.attributes["messaging.message.id"];
+  return typeof id === "string" ? id : undefined;
+}
+
+/**
+ * An exporter that tells the task model which spans were sent, so that a span exported but not
+ * sent when orgwatch is killed (still in the batch queue, or its request lost) is sent again by the
+ * next orgwatch, with the same ids.
+ */
+class ConfirmingExporter implements SpanExporter {
+  constructor(
+    private readonly inner: SpanExporter,
+    private readonly sent: (taskId: string) => void,
+  ) {}
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    this.inner.export(spans, (result) => {
+      if (result.code === ExportResultCode.SUCCESS)
+        for (const span of spans) {
+          const id = taskIdOf(span);
+          if (id !== undefined) this.sent(id);
+        }
+      done(result);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
 }
 
 const SCOPE = { name: "orgwatch", version: VERSION };
@@ -107,14 +144,18 @@ export function startTraceExporter(
   const settings = otelTraceSettings(process.env);
   for (const problem of settings.problems) log.warn(problem);
 
+  const confirm = (taskId: string) => org.tasks.confirmSpanSent(taskId);
+  const confirming = (inner: SpanExporter) => new ConfirmingExporter(inner, confirm);
   let processor: SpanProcessor | undefined;
-  if (exporter) processor = new SimpleSpanProcessor(exporter);
+  if (exporter) processor = new SimpleSpanProcessor(confirming(exporter));
   else if (settings.exporter === "otlp") {
     // The OTLP exporters read endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*.
     const otlp = settings.protocol === "http/json" ? new OtlpJsonExporter() : new OtlpProtoExporter();
-    processor = new BatchSpanProcessor(otlp);
-  } else if (settings.exporter === "console") processor = new SimpleSpanProcessor(new ConsoleSpanExporter());
+    processor = new BatchSpanProcessor(confirming(otlp));
+  } else if (settings.exporter === "console")
+    processor = new SimpleSpanProcessor(confirming(new ConsoleSpanExporter()));
   if (!processor) return { shutdown: async () => undefined };
+  org.tasks.confirmsSpans = true;
   log.info(
     { exporter: exporter ? "given" : settings.exporter, protocol: settings.protocol },
     "exporting traces",
@@ -125,7 +166,10 @@ export function startTraceExporter(
     .merge(detectResources({ detectors: [envDetector] }));
   const spans = processor;
   const onFinished = (task: TaskRecord) => {
-    if (!task.ids || !isSampled(settings.sampler, task.ids.traceId, task.ids.parentSampled)) return;
+    if (!task.ids || !isSampled(settings.sampler, task.ids.traceId, task.ids.parentSampled)) {
+      confirm(task.taskId); // nothing to send
+      return;
+    }
     try {
       spans.onEnd(taskSpan(task, resource));
     } catch (err) {
@@ -133,9 +177,11 @@ export function startTraceExporter(
     }
   };
   org.tasks.on("finished", onFinished);
+  org.tasks.on("resend", onFinished);
   return {
     async shutdown() {
       org.tasks.off("finished", onFinished);
+      org.tasks.off("resend", onFinished);
       await spans
         .shutdown()
         .catch((err: unknown) => log.warn({ err: (err as Error).message }, "trace export shutdown"));

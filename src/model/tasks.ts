@@ -102,6 +102,11 @@ export interface TaskRecord {
   /** Frozen when its span (or a descendant's) is exported. */
   ids: SpanIds | undefined;
   exported: boolean;
+  /**
+   * The trace exporter confirmed its span was sent (false: exported but not confirmed yet, so a
+   * restarted orgwatch sends it again, same ids). Absent in records saved by older versions: sent.
+   */
+  spanSent?: boolean;
   slaBreached: SlaKind[];
   /** Chain-end evaluation done for this task. */
   chainChecked: boolean;
@@ -134,6 +139,8 @@ interface TaskEvents {
   slaBreach: [task: TaskRecord, sla: SlaKind];
   /** The task ended and its span ids are frozen: export it. */
   finished: [task: TaskRecord];
+  /** Restored at start: exported by an earlier orgwatch whose span may not have been sent. Send it again. */
+  resend: [task: TaskRecord];
   chainFinished: [chain: ChainSummary];
 }
 
@@ -152,6 +159,14 @@ const MAX_PENDING_SIGNALS = 10_000;
 const MAX_EVENTS = 128;
 /** Ancestor walks stop here: a parent_task_id cycle must not hang the daemon. */
 const MAX_DEPTH = 1000;
+
+/** How far the observer's reader of one task stream has read. */
+interface ReadProgress {
+  /** Stored time of the last message read. */
+  throughMs: number;
+  /** Nothing was left to read after it (the stream's end at that moment). */
+  atEnd: boolean;
+}
 
 type PendingRefSignal = { kind: "ack" | "nak" | "dead_letter"; ref: StreamMessageRef };
 
@@ -173,6 +188,8 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   /** Highest stream sequence observed per task stream (where the observer resumes). */
   private readonly cursors = new Map<string, number>();
   private readonly dirtyCursors = new Set<string>();
+  /** How far each task stream has been read by this process (see parentMayStillBeRead). */
+  private readonly progress = new Map<string, ReadProgress>();
   /** Exported tasks whose chain-end evaluation is still to do. */
   private readonly chainPending = new Set<string>();
   private settleScheduled = false;
@@ -185,6 +202,15 @@ export class TasksModel extends EventEmitter<TaskEvents> {
 
   /** Valid tasks observed (replays of known ones not counted). */
   observed = 0;
+  /**
+   * A trace exporter will confirm each span it sent (confirmSpanSent); until then the task keeps its
+   * span events and is saved as not sent. False: nothing exports spans, exported means done.
+   */
+  confirmsSpans = false;
+  /** Chain state is saved (sources/chain-store.ts): whenSaved() waits for it. */
+  persisted = false;
+  /** Callers of whenSaved() since the last takeDirty(). */
+  private saveWaiters: (() => void)[] = [];
 
   constructor(
     readonly settings: TasksSettings,
@@ -331,12 +357,41 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   restore(records: Iterable<TaskRecord>, cursors: Iterable<[string, number]>): void {
     for (const [stream, seq] of cursors) this.advanceCursor(stream, seq);
     this.dirtyCursors.clear();
-    for (const record of records) if (!this.tasks.has(record.taskId)) this.insert(record);
+    const unsent: TaskRecord[] = [];
+    for (const record of records) {
+      if (this.tasks.has(record.taskId)) continue;
+      this.insert(record);
+      if (record.exported && record.spanSent === false) unsent.push(record);
+    }
     this.evict(Date.now());
+    for (const task of unsent) if (this.tasks.has(task.taskId)) this.emit("resend", task);
   }
 
-  /** Tasks and cursors changed since the last call, for persistence. Records first, then cursors. */
-  takeDirty(): { tasks: TaskRecord[]; cursors: [string, number][] } {
+  /** The trace exporter sent the span of an exported task. */
+  confirmSpanSent(taskId: string): void {
+    const task = this.tasks.get(taskId);
+    if (!task || !task.exported || task.spanSent !== false) return;
+    task.spanSent = true;
+    // Its events are not needed any more (memory, persisted size).
+    task.events = [];
+    this.markDirty(task);
+  }
+
+  /**
+   * Resolves once what the model knows now is saved (at once when nothing is saved). A source that
+   * acknowledges what it read (the advisory consumer) does so only then: acknowledged before, a
+   * completion or dead letter would be lost with a crash before the next save.
+   */
+  whenSaved(): Promise<void> {
+    if (!this.persisted) return Promise.resolve();
+    return new Promise((resolve) => this.saveWaiters.push(resolve));
+  }
+
+  /**
+   * Tasks and cursors changed since the last call, for persistence. Records first, then cursors;
+   * `saved` resolves the whenSaved() callers once they are written.
+   */
+  takeDirty(): { tasks: TaskRecord[]; cursors: [string, number][]; saved: (() => void)[] } {
     const tasks: TaskRecord[] = [];
     for (const id of this.dirty) {
       const t = this.tasks.get(id);
@@ -346,7 +401,9 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     const cursors: [string, number][] = [];
     for (const stream of this.dirtyCursors) cursors.push([stream, this.cursors.get(stream)!]);
     this.dirtyCursors.clear();
-    return { tasks, cursors };
+    const saved = this.saveWaiters;
+    this.saveWaiters = [];
+    return { tasks, cursors, saved };
   }
 
   /** The span ids a task has now (frozen ones, else provisional). */
@@ -395,13 +452,49 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     if (set?.size === 0) this.undecided.delete(task.subject);
   }
 
-  /** A message of a task stream was read (valid or not): the observer resumes after it. */
-  noteRead(stream: string, seq: number): void {
+  /**
+   * A message of a task stream was read (valid or not): the observer resumes after it. `storedMs`
+   * is its stored time, `atEnd` whether it was the last message of the stream when it was read.
+   */
+  noteRead(stream: string, seq: number, storedMs?: number, atEnd = false): void {
     this.advanceCursor(stream, seq);
+    if (storedMs !== undefined) {
+      const p = this.progress.get(stream);
+      this.progress.set(stream, { throughMs: Math.max(p?.throughMs ?? 0, storedMs), atEnd });
+    }
+  }
+
+  /** The reader of a task stream stopped: what it read says nothing about the next one. */
+  readerStopped(stream: string): void {
+    this.progress.delete(stream);
+  }
+
+  /**
+   * A task names a parent (parent_task_id) orgwatch has not seen. The parent was published before
+   * the task, so it may still come from a task stream not read that far yet: a reader still
+   * catching up after a restart, or one started later. Its span waits (its ids would otherwise take
+   * the parent as the chain's first task and put the chain in two traces) until every task stream
+   * has been read through the task's publication, or for chains.task-timeout at most.
+   */
+  private parentMayStillBeRead(task: TaskRecord, nowMs: number): boolean {
+    if (task.traceparent || task.parentTaskId === undefined || this.tasks.has(task.parentTaskId)) return false;
+    if (nowMs - task.publishedMs > this.settings.taskTimeoutMs) return false;
+    const poll = this.jetstream?.current;
+    if (!poll) return false;
+    for (const stream of poll.streams.values()) {
+      if (stream.kind !== "tasks") continue;
+      const p = this.progress.get(stream.name);
+      if (p && (p.atEnd || p.throughMs >= task.publishedMs)) continue;
+      // Not read in this process yet: read through when its position is at the stream's end.
+      if (!p && (this.cursors.get(stream.name) ?? 0) >= stream.lastSequence) continue;
+      return true;
+    }
+    return false;
   }
 
   private advanceCursor(stream: string, seq: number): void {
-    if ((this.cursors.get(stream) ?? 0) < seq) {
+    const cursor = this.cursors.get(stream);
+    if (cursor === undefined || cursor < seq) {
       this.cursors.set(stream, seq);
       this.dirtyCursors.add(stream);
     }
@@ -644,13 +737,15 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     // Export in publication order: a parent ended in the same poll as its child goes first.
     for (const task of open) {
       if (task.doneMs === undefined || task.exported || !task.linkDecided) continue;
+      if (this.parentMayStillBeRead(task, nowMs)) continue;
       task.ids = this.resolveIds(task, true, 0);
       task.exported = true;
+      task.spanSent = !this.confirmsSpans;
       this.open.delete(task.taskId);
       this.chainPending.add(task.taskId);
       this.emit("finished", task);
-      // The span is exported: its events are not needed any more (memory, persisted size).
-      task.events = [];
+      // Its events are kept until its span is sent (a restart sends it again, events included).
+      if (task.spanSent) task.events = [];
       this.markDirty(task);
     }
     if (full) this.checkChainEnds(nowMs);

@@ -19,16 +19,29 @@ export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): stri
   return undefined;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed out by freePort: below Linux's ephemeral range (32768–60999), so the port cannot be
+ * taken between the check and the bind by an outgoing connection's local port (listen(0) would
+ * pick from that very range). Random, so parallel test workers rarely pick the same one.
+ */
+const FREE_PORT_RANGE = { first: 20_000, last: 32_000 } as const;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
   });
+}
+
+export async function freePort(): Promise<number> {
+  const span = FREE_PORT_RANGE.last - FREE_PORT_RANGE.first;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = FREE_PORT_RANGE.first + Math.floor(Math.random() * span);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port found in ${FREE_PORT_RANGE.first}-${FREE_PORT_RANGE.last}`);
 }
 
 async function waitForPort(port: number, deadlineMs: number, child: ChildProcess): Promise<void> {

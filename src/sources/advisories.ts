@@ -39,6 +39,7 @@ import { isOwnStream, type RunningSource, type SourceContext } from "./source.js
 export const ADVISORY_CONSUMER = "orgwatch";
 
 const BATCH = 128;
+const MAX_ACK_PENDING = 32 * BATCH;
 const FETCH_EXPIRES_MS = 2_000;
 const RETRY_MS = 1_000;
 /** Dead letters remembered as counted by this process, so a replayed advisory is not counted twice. */
@@ -52,6 +53,8 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   const route = config["deadletter.route"];
   const deadLetterSubject = config["deadletter.subject"] ?? `${config["subject-prefix"]}.org.deadletter`;
   const ackSamples = config["advisories.ack-samples"];
+  // In a cluster, one replica would make the node holding it a single point of failure.
+  const replicas = config["own-streams.replicas"];
   const directory = new ConsumerDirectory(ctx);
   const invalidAdvisory = invalidReporter(org.health, log, "advisory");
   const invalidSample = invalidReporter(org.health, log, "ack_sample");
@@ -194,6 +197,12 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
           "the advisory stream exists with another storage or retention; it is used as it is (delete it to change them)",
         );
       }
+      if ((si.config.num_replicas || 1) !== replicas) {
+        log.warn(
+          { stream: streamName, replicas: si.config.num_replicas, wanted: replicas },
+          `the advisory stream exists with another number of replicas; it is used as it is (nats stream edit ${streamName} --replicas ${replicas})`,
+        );
+      }
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
       const cfg: Partial<StreamConfig> & { name: string } = {
@@ -205,6 +214,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         storage: config["advisories.storage"] === "memory" ? StorageType.Memory : StorageType.File,
         max_age: maxAge,
         discard: DiscardPolicy.Old,
+        num_replicas: replicas,
       };
       await jsm.streams.add(cfg);
       log.info({ stream: streamName, subjects }, "advisory stream created");
@@ -219,12 +229,16 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: ackWait,
-      max_ack_pending: 4 * BATCH,
+      // Acks wait for the next save of chain state (about a second): room for that many.
+      max_ack_pending: MAX_ACK_PENDING,
     };
     try {
       const ci = await jsm.consumers.info(streamName, ADVISORY_CONSUMER);
-      if (ci.config.ack_wait !== ackWait)
-        await jsm.consumers.update(streamName, ADVISORY_CONSUMER, { ack_wait: ackWait });
+      if (ci.config.ack_wait !== ackWait || (ci.config.max_ack_pending ?? 0) < MAX_ACK_PENDING)
+        await jsm.consumers.update(streamName, ADVISORY_CONSUMER, {
+          ack_wait: ackWait,
+          max_ack_pending: MAX_ACK_PENDING,
+        });
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
       await jsm.consumers.add(streamName, cfg);
@@ -240,8 +254,24 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         storage: config["advisories.storage"],
         // As long as advisories are kept (a replay cannot be older), and never under a day.
         ledgerTtlMs: Math.max(config["advisories.max-age"], 24 * 3_600_000),
+        replicas,
       });
     }
+  }
+
+  /**
+   * Acknowledges a handled advisory once the task state it changed is saved (write-ahead): acked
+   * before, a crash in between would lose a task's completion or dead letter for good. Not acked
+   * (stopping, the state not saved): delivered again to the next orgwatch, which handles it again.
+   */
+  function ackWhenSaved(m: JsMsg): void {
+    void org.tasks.whenSaved().then(() => {
+      try {
+        m.ack();
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, "advisory not acknowledged; it will be handled again");
+      }
+    });
   }
 
   /** Pulls and handles advisories until stopped; `healthy` is called after each batch handled in full. */
@@ -255,7 +285,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
           // A failure leaves the advisory unacked: it is handled again after the consumer's ack wait.
           // The rest of the batch waits too (the same failure would most likely hit them).
           await handle(m);
-          m.ack();
+          ackWhenSaved(m);
         }
       } catch (err) {
         // A busy process can miss a pull's idle heartbeat: nothing is lost, the next pull goes on.

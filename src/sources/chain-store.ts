@@ -1,8 +1,10 @@
 // Chain state across restarts: every task record and the read position of each task stream, in a
 // NATS KV bucket of orgwatch's own (its stream KV_orgwatch_* is skipped by the poller). Bounded: the
 // bucket's TTL is chains.retention, and what is loaded back is bounded by chains.max-tasks.
-// Writes are batched: the model marks what changed, flush() writes it (task records before the
-// read positions, so a crash between the two re-reads messages rather than losing them).
+// Writes are batched: the model marks what changed, flush() writes it. Write-ahead: a read position
+// is written only after the records of every task read before it, so a crash at any point re-reads
+// messages rather than losing them (a restarted orgwatch that lost a parent's record would put the
+// rest of its chain in another trace).
 import { createHash } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../log.js";
@@ -11,6 +13,11 @@ import type { SourceContext } from "./source.js";
 
 const SAFE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
 const LOAD_TIMEOUT_MS = 30_000;
+/**
+ * whenSaved() callers kept while saving fails; beyond, the oldest are dropped (never resolved:
+ * what they wait to acknowledge is delivered again, which is what an unsaved state needs).
+ */
+const MAX_WAITERS = 10_000;
 
 /** KV keys allow few characters: ids that are not plain tokens are hashed. */
 function keyPart(value: string): string {
@@ -41,8 +48,8 @@ function isTaskRecord(v: unknown): v is TaskRecord {
 export interface ChainStore {
   /** Reads everything stored back into the model. */
   load(tasks: TasksModel): Promise<{ tasks: number; cursors: number }>;
-  /** Writes what changed in the model since the last flush. */
-  flush(tasks: TasksModel): Promise<void>;
+  /** Writes what changed in the model since the last flush; false when it could not. */
+  flush(tasks: TasksModel): Promise<boolean>;
 }
 
 export async function openChainStore(ctx: SourceContext): Promise<ChainStore | undefined> {
@@ -52,7 +59,11 @@ export async function openChainStore(ctx: SourceContext): Promise<ChainStore | u
   const kvm = new Kvm(nc);
   let kv: KV;
   try {
-    kv = await kvm.create(bucket, { history: 1, ttl: config["chains.retention"] });
+    kv = await kvm.create(bucket, {
+      history: 1,
+      ttl: config["chains.retention"],
+      replicas: config["own-streams.replicas"],
+    });
   } catch (err) {
     // Created earlier with other limits: use it as it is.
     log.debug({ err: (err as Error).message, bucket }, "chain state bucket exists with other settings");
@@ -66,17 +77,37 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   /** Records taken from the model but not written yet (kept on failure, retried next flush). */
   const pendingTasks = new Map<string, TaskRecord>();
   const pendingCursors = new Map<string, number>();
-  let flushing: Promise<void> = Promise.resolve();
+  let waiters: (() => void)[] = [];
+  let flushing: Promise<boolean> = Promise.resolve(true);
 
+  /**
+   * Writes what is pending when it starts, records first. What a later flush adds meanwhile is not
+   * written by this one: a read position added then may be ahead of records not written yet.
+   */
   async function writeAll(): Promise<void> {
-    for (const [id, record] of pendingTasks) {
-      await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
-      pendingTasks.delete(id);
+    const records = new Map(pendingTasks);
+    const cursors = new Map(pendingCursors);
+    const saved = waiters;
+    pendingTasks.clear();
+    pendingCursors.clear();
+    waiters = [];
+    try {
+      for (const [id, record] of records) {
+        await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
+        records.delete(id);
+      }
+      for (const [stream, seq] of cursors) {
+        await kv.put(cursorKey(stream), encoder.encode(JSON.stringify({ stream, seq })));
+        cursors.delete(stream);
+      }
+    } catch (err) {
+      // What was not written goes back, unless a later flush has it already (a newer state).
+      for (const [id, record] of records) if (!pendingTasks.has(id)) pendingTasks.set(id, record);
+      for (const [stream, seq] of cursors) if (!pendingCursors.has(stream)) pendingCursors.set(stream, seq);
+      waiters = [...saved, ...waiters].slice(-MAX_WAITERS);
+      throw err;
     }
-    for (const [stream, seq] of pendingCursors) {
-      await kv.put(cursorKey(stream), encoder.encode(JSON.stringify({ stream, seq })));
-      pendingCursors.delete(stream);
-    }
+    for (const resolve of saved) resolve();
   }
 
   return {
@@ -114,12 +145,19 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
 
     async flush(tasks) {
       const dirty = tasks.takeDirty();
+      waiters.push(...dirty.saved);
       for (const t of dirty.tasks) pendingTasks.set(t.taskId, t);
       for (const [stream, seq] of dirty.cursors) pendingCursors.set(stream, seq);
       // Flushes run one after the other; each writes everything pending when it starts.
-      flushing = flushing.then(writeAll).catch((err: unknown) => {
-        log.warn({ err: (err as Error).message }, "chain state not saved; retrying on the next flush");
-      });
+      flushing = flushing.then(() =>
+        writeAll().then(
+          () => true,
+          (err: unknown) => {
+            log.warn({ err: (err as Error).message }, "chain state not saved; retrying on the next flush");
+            return false;
+          },
+        ),
+      );
       return flushing;
     },
   };

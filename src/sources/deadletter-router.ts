@@ -44,6 +44,8 @@ export interface RouterOptions {
   readonly storage: "file" | "memory";
   /** How long the ledger keeps an entry (ms): at least as long as advisories are kept. */
   readonly ledgerTtlMs: number;
+  /** Replicas of the ledger bucket when it is created (own-streams.replicas). */
+  readonly replicas: number;
 }
 
 function isNotFound(err: unknown, code: number): boolean {
@@ -72,6 +74,7 @@ export class DeadLetterRouter {
       history: 1,
       ttl: options.ledgerTtlMs,
       storage: options.storage,
+      replicas: options.replicas,
       description: "dead letters orgwatch routed (key: stream.consumer.sequence.stored-time)",
     });
     return new DeadLetterRouter(nc, js, jsm, ledger, options);

@@ -16,7 +16,11 @@ export function startFindings(ctx: SourceContext): RunningSource {
   const prefix = config["subject-prefix"];
 
   const onPoll = (result: PollResult) => {
-    const ackRates = rates.observe(result.consumers.values(), result.at);
+    // Only task consumers have a backlog check; the others need no rate.
+    const ackRates = rates.observe(
+      [...result.consumers.values()].filter((c) => c.kind === "tasks"),
+      result.at,
+    );
     const findings = evaluateChecks({
       prefix,
       streams: result.streams.values(),

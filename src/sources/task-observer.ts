@@ -2,7 +2,10 @@
 // stored time, read by orgwatch's own ordered consumers (ephemeral, never acking anything, so the
 // agents' durable consumers are not disturbed). One reader per task stream the poller discovers,
 // started where the last run stopped (chain state in KV), or, the first time, at the agents'
-// oldest unacknowledged task (what is already acknowledged is history, not work to trace).
+// oldest unacknowledged task (what is already acknowledged is history, not work to trace), or, for a
+// stream that appeared while orgwatch runs, at its first message (all of it was published since).
+// That first position is saved before reading, so a crash never moves the next start past what was
+// read.
 // A timer lets time pass in the model (timeouts, SLAs, chain ends) and saves chain state.
 import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { classifySubject } from "../logic/classify.js";
@@ -39,6 +42,8 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   const tasks = org.tasks;
   const refuse = invalidReporter(org.health, log, "task");
   const readers = new Map<string, Reader>();
+  /** The task streams of the first poll this process saw (the ones that existed before it). */
+  let existing: Set<string> | undefined;
   let stopped = false;
 
   let store: ChainStore | undefined;
@@ -47,6 +52,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     if (store) {
       const loaded = await store.load(tasks);
       log.info(loaded, "chain state restored");
+      tasks.persisted = true;
     }
   } catch (err) {
     // Chains still work, but do not survive a restart.
@@ -55,7 +61,8 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   }
 
   function handle(stream: string, m: JsMsg): void {
-    tasks.noteRead(stream, m.seq);
+    const storedMs = Math.floor(m.info.timestampNanos / NS_PER_MS);
+    tasks.noteRead(stream, m.seq, storedMs, m.info.pending === 0);
     const { kind, role } = classifySubject(prefix, m.subject);
     if (kind !== "tasks" || role === "") return; // another subject of a mixed stream
     const parsed = parseTaskMessage(m.data);
@@ -67,7 +74,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       role,
       stream,
       streamSequence: m.seq,
-      storedMs: Math.floor(m.info.timestampNanos / NS_PER_MS),
+      storedMs,
     });
   }
 
@@ -76,18 +83,26 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     const startSeq =
       cursor !== undefined
         ? Math.max(cursor + 1, stream.firstSequence, 1)
-        : firstUnackedSequence(stream, poll);
+        : existing?.has(stream.name) === false
+          ? Math.max(stream.firstSequence, 1)
+          : firstUnackedSequence(stream, poll);
     let messages: ConsumerMessages | undefined;
     let done = false;
     const reader: Reader = {
       stream: stream.name,
       stop() {
         done = true;
+        tasks.readerStopped(stream.name);
         void messages?.close().catch(() => undefined);
       },
     };
     void (async () => {
       try {
+        if (cursor === undefined && store) {
+          tasks.noteRead(stream.name, startSeq - 1);
+          await store.flush(tasks);
+        }
+        if (done) return;
         const consumer = await js.consumers.get(stream.name, {
           // Named as orgwatch's own, so the poller does not report it as one of the organization's.
           name_prefix: ownConsumerNamePrefix(),
@@ -109,7 +124,10 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
         if (!done) log.warn({ err: (err as Error).message, stream: stream.name }, "task reader stopped");
       } finally {
         // A reader that ended by itself (stream deleted, error) is started again after the next poll.
-        if (readers.get(stream.name) === reader) readers.delete(stream.name);
+        if (readers.get(stream.name) === reader) {
+          readers.delete(stream.name);
+          tasks.readerStopped(stream.name);
+        }
       }
     })();
     return reader;
@@ -117,6 +135,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
 
   function syncReaders(poll: PollResult): void {
     if (stopped) return;
+    existing ??= new Set([...poll.streams.values()].filter((s) => s.kind === "tasks").map((s) => s.name));
     for (const stream of poll.streams.values()) {
       if (stream.kind !== "tasks" || readers.has(stream.name)) continue;
       readers.set(stream.name, startReader(stream, poll));

@@ -12,7 +12,6 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Daemon } from "../../src/daemon.js";
 import { freePort, startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
@@ -77,18 +76,16 @@ describe("three-node cluster: the leader of the agents' streams is killed", () =
       });
     }
     await jsm.streams.add({ name: DEADLETTER, subjects: ["genbrain.org.deadletter"], num_replicas: 3 });
-    // orgwatch's own stream and bucket, replicated like the rest (orgwatch creates them with one
-    // replica when absent; operators of a cluster create them first, see docs/reliability.md).
-    await jsm.streams.add({
-      name: "ORGWATCH_ADVISORIES",
-      subjects: ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"],
-      num_replicas: 3,
-    });
-    await new Kvm(nc).create(LEDGER_BUCKET, { history: 1, replicas: 3 });
-    await new Kvm(nc).create("orgwatch_chains", { history: 1, replicas: 3 });
 
-    daemon = await startTestDaemon(urls, { "poll-interval": 250, "advisories.ack-wait": 2000 });
+    // orgwatch creates its own stream and buckets, replicated like the rest (own-streams.replicas).
+    daemon = await startTestDaemon(urls, {
+      "poll-interval": 250,
+      "advisories.ack-wait": 2000,
+      "own-streams.replicas": 3,
+    });
     await daemon.started;
+    for (const own of ["ORGWATCH_ADVISORIES", `KV_${LEDGER_BUCKET}`, "KV_orgwatch_chains"])
+      expect((await jsm.streams.info(own)).config.num_replicas, own).toBe(3);
   });
   afterAll(async () => {
     await daemon?.stop();

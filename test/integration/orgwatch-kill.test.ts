@@ -1,7 +1,7 @@
 // orgwatch killed (SIGKILL) and restarted at random points while a simulated organization works
 // (sped up 3000×): afterwards every dead letter is routed exactly once, the last orgwatch's figures
-// are JetStream's, and every chain that ran under the last orgwatch is exported as one connected
-// trace. Chains cut by a kill are measured and reported (see docs/reliability.md).
+// are JetStream's, and every chain is exported as one complete, connected trace, chains cut by a
+// kill included (chain state is saved write-ahead; spans not sent before a kill are sent again).
 import { createServer, type Server } from "node:http";
 import type { ChildProcess } from "node:child_process";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -123,6 +123,10 @@ describe("orgwatch killed at random points of a simulated organization's work", 
         "500ms",
         "--advisories.ack-wait",
         "2s",
+        // The flaky agent's dead letters hold its ack floor on nats-server 2.9: completions after
+        // them are known from sampled acks only, captured so that none is lost while orgwatch is down.
+        "--advisories.ack-samples",
+        "capture",
       ],
       {
         env: {
@@ -186,11 +190,13 @@ describe("orgwatch killed at random points of a simulated organization's work", 
     // Kill points: a random time (0.5–3 s) after each orgwatch has started serving.
     const random = prng(SEED);
     const killedAfterMs: number[] = [];
+    const killedAt: number[] = [];
     for (let i = 0; i < KILLS; i++) {
       await current.url;
       const after = 500 + Math.floor(random() * 2500);
       killedAfterMs.push(after);
       await new Promise((r) => setTimeout(r, after));
+      killedAt.push(Date.now());
       current.child.kill("SIGKILL");
       await current.exited;
       current = startOrgwatch();
@@ -208,7 +214,6 @@ describe("orgwatch killed at random points of a simulated organization's work", 
       () => [...finished.keys()].filter((id) => wholeUnderLast(id) && parentOf.has(id)).length >= 3,
       { timeoutMs: 30_000, what: "whole chains run under the last orgwatch" },
     );
-    const stoppedAt = Date.now();
     await sim.stop();
     sim = undefined;
 
@@ -256,43 +261,62 @@ describe("orgwatch killed at random points of a simulated organization's work", 
     current.child.kill("SIGTERM");
     await current.exited;
 
-    // Traces: one span per task (the same ids whichever process exported it); every chain that ran
-    // under the last orgwatch is complete and connected: each step a child of the step before.
+    // Traces: one span per task, whichever process exported it (a span exported twice, by an
+    // orgwatch killed before it recorded the span as sent and by the next one, has the same ids);
+    // every finished task exported; every chain complete and connected: each step a child of the
+    // step before, in its trace, chains cut by a kill included.
     const spanOf = new Map<string, ExportedSpan>();
-    // Measured, not asserted (see docs/reliability.md): a task exported again by the next orgwatch
-    // after a kill, and then in another trace when the chain state of its ancestors was lost.
     let exportedTwice = 0;
     let movedTrace = 0;
     for (const s of otlp.spans) {
       const seen = spanOf.get(s.taskId);
       if (seen) exportedTwice++;
-      if (seen && seen.traceId !== s.traceId) movedTrace++;
+      if (seen && (seen.traceId !== s.traceId || seen.spanId !== s.spanId || seen.parentSpanId !== s.parentSpanId))
+        movedTrace++;
       if (!seen) spanOf.set(s.taskId, s);
     }
-    const underLast = [...finished.entries()]
-      .filter(([id, at]) => wholeUnderLast(id) && at < stoppedAt)
-      .map(([id]) => id);
-    let connected = 0;
-    for (const id of underLast) {
-      const span = spanOf.get(id);
-      expect(span, `span of ${id}`).toBeDefined();
-      const parent = parentOf.get(id);
-      if (parent !== undefined) {
-        expect(spanOf.get(parent), `span of ${parent}, parent of ${id}`).toBeDefined();
-        expect(span!.traceId, `${id} in its parent's trace`).toBe(spanOf.get(parent)!.traceId);
-        expect(span!.parentSpanId, `${id} a child of ${parent}`).toBe(spanOf.get(parent)!.spanId);
-        connected++;
-      }
-    }
-    expect(connected).toBeGreaterThanOrEqual(3);
     const everFinished = [...finished.keys()];
     const exported = everFinished.filter((id) => spanOf.has(id)).length;
+    let connected = 0;
+    let acrossKills = 0;
+    for (const id of everFinished) {
+      const parent = parentOf.get(id);
+      if (parent === undefined) continue;
+      const span = spanOf.get(id);
+      const parentSpan = spanOf.get(parent);
+      if (!span || !parentSpan) continue; // counted below
+      expect(span.traceId, `${id} in its parent's trace`).toBe(parentSpan.traceId);
+      expect(span.parentSpanId, `${id} a child of ${parent}`).toBe(parentSpan.spanId);
+      connected++;
+      if (killedAt.some((at) => published.get(parent)! < at && finished.get(id)! > at)) acrossKills++;
+    }
     console.log(
       `kills after ${killedAfterMs.join(", ")} ms; ${dead.size} dead letters routed once; ` +
-        `${underLast.length} tasks under the last orgwatch all exported (${connected} linked to their parent); ` +
-        `${exported}/${everFinished.length} finished tasks exported over the whole run; ` +
-        `${exportedTwice} spans exported twice, ${movedTrace} of them in another trace`,
+        `${exported}/${everFinished.length} finished tasks exported; ${connected} linked to their parent, ` +
+        `${acrossKills} of them across a kill; ${exportedTwice} spans exported twice, ${movedTrace} of them with other ids`,
     );
+    // DEBUG-START
+    {
+      const { Kvm } = await import("@nats-io/kv");
+      const kv = await new Kvm(nc).open("orgwatch_chains");
+      const { taskKey } = await import("../../src/sources/chain-store.js");
+      const t0 = published.values().next().value as number;
+      console.log("kills at", killedAt.map((k) => k - t0));
+      for (const id of everFinished.filter((x) => !spanOf.has(x))) {
+        const e = await kv.get(taskKey(id));
+        const r = e && e.length > 0 ? e.json<Record<string, unknown>>() : undefined;
+        console.log(id, "pub", published.get(id)! - t0, "fin", finished.get(id)! - t0, "parent", parentOf.get(id),
+          r ? JSON.stringify({ stream: r.stream, seq: r.streamSequence, out: r.outcome, exp: r.exported, sent: r.spanSent, done: r.doneMs, ld: r.linkDecided }) : "NO RECORD");
+      }
+      const st = await kv.keys();
+      for await (const k of st) if (k.startsWith("c.")) console.log(k, (await kv.get(k))!.string());
+    }
+    // DEBUG-END
+    expect(movedTrace).toBe(0);
+    expect(everFinished.filter((id) => !spanOf.has(id))).toEqual([]);
+    expect(exported).toBe(everFinished.length);
+    expect(connected).toBe(everFinished.filter((id) => parentOf.has(id)).length);
+    expect(connected).toBeGreaterThanOrEqual(3);
   }, 85_000); // a slow CI machine: the file is ~20–40 s here
 });
 

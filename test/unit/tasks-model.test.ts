@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { JetStreamModel, type ConsumerState, type PollResult } from "../../src/model/jetstream.js";
 import { TasksModel, type ChainSummary, type ObservedTask, type TaskRecord } from "../../src/model/tasks.js";
 import type { TaskMessage } from "../../src/logic/task-message.js";
+import { chainTraceId, taskSpanId } from "../../src/logic/task-trace.js";
 import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 
 const STREAM = "AGENT_CTO_TASKS";
@@ -232,5 +233,89 @@ describe("TasksModel", () => {
     expect(again.cursor(STREAM)).toBe(3);
     expect(again.get("t3")?.exported).toBe(true);
     expect(again.get("t3")?.ids).toEqual(tasks.get("t3")?.ids);
+  });
+
+  it("holds a task whose parent is not seen yet until every task stream is read through its publication", async () => {
+    const { js, tasks, finished, settled } = setup();
+    const PARENTS = "AGENT_CEO_TASKS";
+    // The parent's stream holds 4 messages; this process has read up to 2 (a restart re-reading it).
+    const streams = [
+      streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 1 }),
+      streamState(PARENTS, { kind: "tasks", role: "ceo", firstSequence: 1, lastSequence: 4 }),
+    ];
+    js.applyPoll(pollResult(T0, streams, []));
+    tasks.noteRead(PARENTS, 2, T0 - 5000, false);
+    tasks.noteRead(STREAM, 1, T0 + 1000, true);
+    tasks.observePublished(observed(1, { taskId: "child", parentTaskId: "parent" }), T0 + 1000);
+    tasks.recordCompletionSignal({ taskId: "child", outcome: "completed", atMs: T0 + 2000 });
+    await settled();
+    tasks.tick();
+    expect(finished).toEqual([]);
+    // The parent comes (published before its child): the child is its child, in its trace.
+    tasks.noteRead(PARENTS, 3, T0 + 500, false);
+    tasks.observePublished({ ...observed(3, { taskId: "parent" }, T0 + 500), stream: PARENTS }, T0 + 1000);
+    tasks.recordCompletionSignal({ taskId: "parent", outcome: "completed", atMs: T0 + 900 });
+    await settled();
+    tasks.tick();
+    expect(finished.map((t) => [t.taskId, t.ids?.traceId, t.ids?.parentSpanId])).toEqual([
+      ["parent", chainTraceId("parent"), undefined],
+      ["child", chainTraceId("parent"), taskSpanId("parent")],
+    ]);
+  });
+
+  it("takes a parent never seen as the chain's first task once every stream is read through", async () => {
+    const { js, tasks, finished, settled } = setup();
+    js.applyPoll(
+      pollResult(T0, [streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 2 })], []),
+    );
+    tasks.noteRead(STREAM, 1, T0 + 1000, false);
+    tasks.observePublished(observed(1, { taskId: "orphan", parentTaskId: "gone" }), T0 + 1000);
+    tasks.recordCompletionSignal({ taskId: "orphan", outcome: "completed", atMs: T0 + 2000 });
+    await settled();
+    tasks.tick();
+    expect(finished).toEqual([]);
+    tasks.noteRead(STREAM, 2, T0 + 3000, true); // a message of another subject, the stream's last
+    tasks.tick();
+    expect(finished.map((t) => [t.taskId, t.ids?.traceId, t.ids?.parentSpanId])).toEqual([
+      ["orphan", chainTraceId("gone"), taskSpanId("gone")],
+    ]);
+  });
+
+  it("keeps an exported span unsent until confirmed, and has a restarted model send it again", async () => {
+    const { tasks, finished, settled } = setup();
+    tasks.confirmsSpans = true;
+    for (const id of ["sent", "unsent"]) {
+      tasks.observePublished(observed(id === "sent" ? 1 : 2, { taskId: id }), T0);
+      tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 + 500 });
+    }
+    await settled();
+    expect(finished.map((t) => [t.taskId, t.spanSent, t.events.length])).toEqual([
+      ["sent", false, 1],
+      ["unsent", false, 1],
+    ]);
+    tasks.confirmSpanSent("sent");
+    expect(tasks.get("sent")).toMatchObject({ spanSent: true, events: [] });
+    const saved = tasks.takeDirty();
+
+    const { tasks: again } = setup();
+    const resent: TaskRecord[] = [];
+    again.on("resend", (t) => resent.push(t));
+    again.restore(saved.tasks, saved.cursors);
+    expect(resent.map((t) => [t.taskId, t.ids])).toEqual([["unsent", tasks.get("unsent")?.ids]]);
+  });
+
+  it("resolves whenSaved() callers with the save that takes their state", async () => {
+    const { tasks } = setup();
+    await tasks.whenSaved(); // nothing persisted: at once
+    tasks.persisted = true;
+    let resolved = false;
+    const waiting = tasks.whenSaved().then(() => (resolved = true));
+    const { saved } = tasks.takeDirty();
+    expect(tasks.takeDirty().saved).toEqual([]);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(resolved).toBe(false);
+    for (const resolve of saved) resolve();
+    await waiting;
+    expect(resolved).toBe(true);
   });
 });

@@ -2,7 +2,7 @@
 // and orgwatch_task_processing_seconds.
 import { Counter, Histogram } from "prom-client";
 import type { ConsumerCounts, ConsumerLabels } from "../../model/deadletters.js";
-import { consumerKey } from "../../model/jetstream.js";
+import { consumerKey, type ConsumerState, type PollResult } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
 import { escapeLabelValue } from "./jetstream.js";
 import { AGENT_LATENCY_BUCKETS, type MetricsRegistry, type TextSection } from "./registry.js";
@@ -33,16 +33,19 @@ function seriesPrefix(labels: ConsumerLabels): string {
  */
 function deadLetterSection(org: Organization): TextSection {
   const model = org.deadLetters;
-  let polled: { key: string; prefix: string }[] = [];
-  let polledKeys = new Set<string>();
   let cache: { poll: unknown; total: number; body: string } | undefined;
-  org.jetstream.on("polled", (result) => {
-    polled = [...result.consumers.entries()].map(([key, c]) => ({
-      key,
-      prefix: seriesPrefix({ stream: c.stream, consumer: c.name, role: c.role }),
-    }));
-    polledKeys = new Set(result.consumers.keys());
-  });
+  // Built at the first scrape after a poll, not in the poll's listeners (they all run at once).
+  let prefixes: { poll: unknown; series: { key: string; prefix: string }[] } | undefined;
+  const polledSeries = (poll: PollResult | undefined) => {
+    if (!prefixes || prefixes.poll !== poll) {
+      const series = [...(poll?.consumers ?? new Map<string, ConsumerState>()).entries()].map(([key, c]) => ({
+        key,
+        prefix: seriesPrefix({ stream: c.stream, consumer: c.name, role: c.role }),
+      }));
+      prefixes = { poll, series };
+    }
+    return prefixes.series;
+  };
   const samples = (): string => {
     const counted = new Map<string, ConsumerCounts>();
     let total = 0;
@@ -54,9 +57,11 @@ function deadLetterSection(org: Organization): TextSection {
     const poll = org.jetstream.current;
     if (cache && cache.poll === poll && cache.total === total) return cache.body;
     const parts: string[] = [];
-    for (const { key, prefix } of polled) parts.push(`${prefix}${counted.get(key)?.deadLetters ?? 0}\n`);
+    for (const { key, prefix } of polledSeries(poll)) {
+      parts.push(`${prefix}${counted.get(key)?.deadLetters ?? 0}\n`);
+    }
     for (const [key, c] of counted) {
-      if (!polledKeys.has(key)) parts.push(`${seriesPrefix(labelsOf(org, c))}${c.deadLetters}\n`);
+      if (!poll?.consumers.has(key)) parts.push(`${seriesPrefix(labelsOf(org, c))}${c.deadLetters}\n`);
     }
     const body = parts.join("");
     cache = { poll, total, body };

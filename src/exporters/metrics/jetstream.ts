@@ -94,8 +94,12 @@ const STREAM_FAMILIES: readonly Family<StreamState>[] = [
   { name: "orgwatch_stream_consumers", help: "Consumers of the stream", value: (s) => s.consumers },
 ];
 
+const NEEDS_ESCAPE = /[\\"\n]/;
+
 /** Label value escaping of the text exposition format: backslash, double quote, line feed. */
 export function escapeLabelValue(value: string): string {
+  // Almost no value needs escaping: test first and skip building a new string.
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/[\\"\n]/g, (c) => (c === "\\" ? "\\\\" : c === '"' ? '\\"' : "\\n"));
 }
 
