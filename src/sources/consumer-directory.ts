@@ -48,7 +48,7 @@ export class ConsumerDirectory {
     const key = consumerKey(stream, consumer);
     const polled = this.ctx.org.jetstream.current?.consumers.get(key);
     const resolved = polled
-      ? { kind: polled.kind, role: polled.role, durable: true }
+      ? { kind: polled.kind, role: polled.role, durable: polled.durable }
       : await this.resolve(key, stream, consumer);
     const admitted = resolved.durable || this.ephemeralCap.admit(key) !== OVERFLOW_VALUE;
     return {

@@ -295,23 +295,6 @@ describe("orgwatch killed at random points of a simulated organization's work", 
         `${exported}/${everFinished.length} finished tasks exported; ${connected} linked to their parent, ` +
         `${acrossKills} of them across a kill; ${exportedTwice} spans exported twice, ${movedTrace} of them with other ids`,
     );
-    // DEBUG-START
-    {
-      const { Kvm } = await import("@nats-io/kv");
-      const kv = await new Kvm(nc).open("orgwatch_chains");
-      const { taskKey } = await import("../../src/sources/chain-store.js");
-      const t0 = published.values().next().value as number;
-      console.log("kills at", killedAt.map((k) => k - t0));
-      for (const id of everFinished.filter((x) => !spanOf.has(x))) {
-        const e = await kv.get(taskKey(id));
-        const r = e && e.length > 0 ? e.json<Record<string, unknown>>() : undefined;
-        console.log(id, "pub", published.get(id)! - t0, "fin", finished.get(id)! - t0, "parent", parentOf.get(id),
-          r ? JSON.stringify({ stream: r.stream, seq: r.streamSequence, out: r.outcome, exp: r.exported, sent: r.spanSent, done: r.doneMs, ld: r.linkDecided }) : "NO RECORD");
-      }
-      const st = await kv.keys();
-      for await (const k of st) if (k.startsWith("c.")) console.log(k, (await kv.get(k))!.string());
-    }
-    // DEBUG-END
     expect(movedTrace).toBe(0);
     expect(everFinished.filter((id) => !spanOf.has(id))).toEqual([]);
     expect(exported).toBe(everFinished.length);

@@ -265,16 +265,20 @@ describe("TasksModel", () => {
 
   it("takes a parent never seen as the chain's first task once every stream is read through", async () => {
     const { js, tasks, finished, settled } = setup();
-    js.applyPoll(
-      pollResult(T0, [streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 2 })], []),
-    );
-    tasks.noteRead(STREAM, 1, T0 + 1000, false);
+    const OTHER = "AGENT_CEO_TASKS";
+    const streams = [
+      streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 1 }),
+      streamState(OTHER, { kind: "tasks", role: "ceo", firstSequence: 1, lastSequence: 2 }),
+    ];
+    js.applyPoll(pollResult(T0, streams, []));
+    tasks.noteRead(OTHER, 1, T0 - 100, false);
+    tasks.noteRead(STREAM, 1, T0 + 1000, true);
     tasks.observePublished(observed(1, { taskId: "orphan", parentTaskId: "gone" }), T0 + 1000);
     tasks.recordCompletionSignal({ taskId: "orphan", outcome: "completed", atMs: T0 + 2000 });
     await settled();
     tasks.tick();
     expect(finished).toEqual([]);
-    tasks.noteRead(STREAM, 2, T0 + 3000, true); // a message of another subject, the stream's last
+    tasks.noteRead(OTHER, 2, T0 + 3000, true); // not the parent: the other stream's last message
     tasks.tick();
     expect(finished.map((t) => [t.taskId, t.ids?.traceId, t.ids?.parentSpanId])).toEqual([
       ["orphan", chainTraceId("gone"), taskSpanId("gone")],
