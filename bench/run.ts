@@ -130,7 +130,9 @@ if (wants("poll") || wants("scrape")) {
       }
       if (isLargest && wants("scrape"))
         await phase("scrape", async () => {
-          log(`/metrics and NATS load at ${consumers} consumers (poll every ${POLL_INTERVAL_MS / 1000} s)`);
+          log(
+            `/metrics and NATS load at ${consumers} consumers (poll every ${(quick ? 2000 : POLL_INTERVAL_MS) / 1000} s)`,
+          );
           results.scrape = await measureScrape(
             server.url,
             { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },

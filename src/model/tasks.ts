@@ -40,6 +40,13 @@ export interface StreamMessageRef {
   readonly atMs: number;
 }
 
+/**
+ * What became of a signal about a stream message: applied to its task; waiting for the task to be
+ * read (kept in memory only: a source that can have it delivered again should not acknowledge it
+ * yet); or ignored (not a task orgwatch traces, or one it has forgotten).
+ */
+export type SignalOutcome = "applied" | "waiting" | "ignored";
+
 export type TaskOutcome = "completed" | "failed" | "dead_letter" | "timeout";
 export const TASK_OUTCOMES: readonly TaskOutcome[] = ["completed", "failed", "dead_letter", "timeout"];
 
@@ -307,18 +314,18 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   }
 
   /** A sampled ack ($JS.EVENT.METRIC.CONSUMER.ACK) of a message: the task was acknowledged. */
-  recordAck(ref: StreamMessageRef): void {
-    this.recordRef({ kind: "ack", ref });
+  recordAck(ref: StreamMessageRef): SignalOutcome {
+    return this.recordRef({ kind: "ack", ref });
   }
 
   /** A nak advisory for a message. */
-  recordNak(ref: StreamMessageRef): void {
-    this.recordRef({ kind: "nak", ref });
+  recordNak(ref: StreamMessageRef): SignalOutcome {
+    return this.recordRef({ kind: "nak", ref });
   }
 
   /** The message exhausted max-deliver (or was terminated) and went to the dead letters. */
-  recordDeadLetter(ref: StreamMessageRef): void {
-    this.recordRef({ kind: "dead_letter", ref });
+  recordDeadLetter(ref: StreamMessageRef): SignalOutcome {
+    return this.recordRef({ kind: "dead_letter", ref });
   }
 
   /** Time passes: timeouts, SLA breaches of open tasks, pending link decisions, chain ends, eviction. */
@@ -505,22 +512,27 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     if (map.size > MAX_PENDING_SIGNALS) map.delete(map.keys().next().value!);
   }
 
-  private recordRef(signal: PendingRefSignal): void {
+  private recordRef(signal: PendingRefSignal): SignalOutcome {
     const { stream, streamSequence } = signal.ref;
     const id = this.bySequence.get(refKey(stream, streamSequence));
     const task = id === undefined ? undefined : this.tasks.get(id);
     if (!task) {
-      // Sampled acks and advisories come for every stream; only task streams' are worth keeping.
-      const kind = this.jetstream?.current?.streams.get(stream)?.kind;
-      if (kind !== "tasks" && !this.cursors.has(stream)) return;
+      // Sampled acks and advisories come for every stream; only task streams' are worth keeping
+      // (before the first poll and the restored state, which streams those are is not known yet).
+      const poll = this.jetstream?.current;
+      const cursor = this.cursors.get(stream);
+      if (poll && poll.streams.get(stream)?.kind !== "tasks" && cursor === undefined) return "ignored";
+      // Read already, and not a task (or one forgotten): none will come.
+      if (cursor !== undefined && cursor >= streamSequence) return "ignored";
       const key = refKey(stream, streamSequence);
       const list = this.pendingRefs.get(key) ?? [];
       list.push(signal);
       this.remember(this.pendingRefs, key, list);
-      return;
+      return "waiting";
     }
     this.applyRef(task, signal);
     this.scheduleSettle();
+    return "applied";
   }
 
   private applyRef(task: TaskRecord, { kind, ref }: PendingRefSignal): void {
@@ -752,7 +764,11 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   }
 
   private addEvent(task: TaskRecord, event: TaskEvent): void {
-    if (task.events.length < MAX_EVENTS) task.events.push(event);
+    // The same signal handled twice (an advisory delivered again after a restart) is one event.
+    const known = task.events.some(
+      (e) => e.name === event.name && e.atMs === event.atMs && e.delivery === event.delivery,
+    );
+    if (!known && task.events.length < MAX_EVENTS) task.events.push(event);
   }
 
   private decideInference(task: TaskRecord, nowMs: number, final: boolean): void {

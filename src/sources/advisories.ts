@@ -29,7 +29,7 @@ import {
   type AckSample,
   type ConsumerAdvisory,
 } from "../logic/advisory.js";
-import type { StreamMessageRef } from "../model/tasks.js";
+import type { SignalOutcome, StreamMessageRef } from "../model/tasks.js";
 import { ConsumerDirectory } from "./consumer-directory.js";
 import { DeadLetterRouter } from "./deadletter-router.js";
 import { invalidReporter } from "./invalid-input.js";
@@ -40,6 +40,8 @@ export const ADVISORY_CONSUMER = "orgwatch";
 
 const BATCH = 128;
 const MAX_ACK_PENDING = 32 * BATCH;
+/** Advisories held back unacknowledged at most (their tasks not read yet; see hold()). */
+const MAX_HELD = 8 * BATCH;
 const FETCH_EXPIRES_MS = 2_000;
 const RETRY_MS = 1_000;
 /** Dead letters remembered as counted by this process, so a replayed advisory is not counted twice. */
@@ -59,6 +61,8 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   const invalidAdvisory = invalidReporter(org.health, log, "advisory");
   const invalidSample = invalidReporter(org.health, log, "ack_sample");
   const counted = new Set<string>();
+  /** Advisories held back (see hold), by their sequence in the advisory stream, with when. */
+  const held = new Map<number, number>();
   let router: DeadLetterRouter | undefined;
   let stopped = false;
   let stopFetch: (() => void) | undefined;
@@ -100,18 +104,20 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
     count();
   }
 
-  async function onMaxDeliveries(advisory: ConsumerAdvisory, redelivered: boolean): Promise<void> {
+  async function onMaxDeliveries(advisory: ConsumerAdvisory, redelivered: boolean): Promise<SignalOutcome> {
     const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_deadletter_messages_total");
-    const count = () => {
-      org.deadLetters.countDeadLetter(id.labels);
-      org.tasks.recordDeadLetter(refOf(advisory));
-    };
+    const count = () => org.deadLetters.countDeadLetter(id.labels);
+    // Every time (idempotent): the task may not have been read when this advisory was first handled.
+    const outcome = org.tasks.recordDeadLetter(refOf(advisory));
     const plainKey = `${advisory.stream}\u0000${advisory.consumer}\u0000${advisory.streamSequence}`;
     // A message dying on the dead-letter stream itself is counted, never routed: that would loop.
     const fromDeadLetters =
       id.kind === "deadletter" ||
       (router !== undefined && advisory.stream === (await router.deadLetterStream()));
-    if (!router || fromDeadLetters) return countOnce(plainKey, count);
+    if (!router || fromDeadLetters) {
+      countOnce(plainKey, count);
+      return outcome;
+    }
 
     const result = await router.route(advisory);
     // Already routed: by an earlier attempt at this advisory that died before acking it (counted
@@ -131,50 +137,83 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         "dead letter routed",
       );
     }
+    return outcome;
   }
 
-  async function onAdvisory(advisory: ConsumerAdvisory, redelivered: boolean): Promise<void> {
-    if (isOwnStream(advisory.stream, config)) return;
+  /** `again`: this process handled it before (and held it back): counted already. */
+  async function onAdvisory(
+    advisory: ConsumerAdvisory,
+    redelivered: boolean,
+    again: boolean,
+  ): Promise<SignalOutcome> {
+    if (isOwnStream(advisory.stream, config)) return "ignored";
     switch (advisory.kind) {
       case "max_deliveries":
         return onMaxDeliveries(advisory, redelivered);
       case "nak": {
         const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_naks_total");
-        org.deadLetters.countNak(id.labels);
-        org.tasks.recordNak(refOf(advisory));
-        return;
+        if (!again) org.deadLetters.countNak(id.labels);
+        return org.tasks.recordNak(refOf(advisory));
       }
       case "terminated": {
         const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_terminated_total");
-        org.deadLetters.countTerminated(id.labels);
+        if (!again) org.deadLetters.countTerminated(id.labels);
         // The task model's contract: a terminated message is done for good, like a dead letter.
-        org.tasks.recordDeadLetter(refOf(advisory));
-        return;
+        return org.tasks.recordDeadLetter(refOf(advisory));
       }
     }
   }
 
-  async function onAckSample(sample: AckSample): Promise<void> {
-    if (isOwnStream(sample.stream, config)) return;
+  async function onAckSample(sample: AckSample, again: boolean): Promise<SignalOutcome> {
+    if (isOwnStream(sample.stream, config)) return "ignored";
     const ref = refOf(sample);
-    org.tasks.recordAck(ref);
+    const outcome = org.tasks.recordAck(ref);
     org.broadcasts.recordAck(ref);
     const id = await directory.identify(sample.stream, sample.consumer);
     // Only tasks: broadcasts have their own histogram, and other traffic is not an agent's work.
-    if (id.kind !== "tasks") return;
-    org.deadLetters.observeProcessing({ role: id.role, seconds: sample.ackSeconds, ref });
+    if (id.kind === "tasks" && !again)
+      org.deadLetters.observeProcessing({ role: id.role, seconds: sample.ackSeconds, ref });
+    return outcome;
   }
 
-  /** One captured message; resolves when it may be acked, throws when it must be handled again later. */
-  async function handle(m: JsMsg): Promise<void> {
+  /**
+   * One captured message; resolves with what became of it for its task ("waiting": the task is not
+   * read yet), throws when it must be handled again later.
+   */
+  async function handle(m: JsMsg, again: boolean): Promise<SignalOutcome> {
     if (m.subject.startsWith("$JS.EVENT.METRIC.")) {
       const parsed = parseAckSample(m.data, Date.now());
-      if (!parsed.ok) return invalidSample(parsed.reason, m.subject);
-      return onAckSample(parsed.value);
+      if (!parsed.ok) {
+        invalidSample(parsed.reason, m.subject);
+        return "ignored";
+      }
+      return onAckSample(parsed.value, again);
     }
     const parsed = parseConsumerAdvisory(m.data, Date.now());
-    if (!parsed.ok) return invalidAdvisory(parsed.reason, m.subject);
-    await onAdvisory(parsed.value, m.info.deliveryCount > 1);
+    if (!parsed.ok) {
+      invalidAdvisory(parsed.reason, m.subject);
+      return "ignored";
+    }
+    // Delivered again after a hold of this process's own is not a sign of another's crash.
+    return onAdvisory(parsed.value, m.info.deliveryCount > 1 && !again, again);
+  }
+
+  /**
+   * Holds back (does not acknowledge) an advisory about a task not read yet: kept only in memory
+   * until the task is read, it would be lost with a crash. Delivered again after the ack wait, it
+   * is handled again, by then (or by the next orgwatch) with its task. Bounded: beyond MAX_HELD
+   * held at once, or for holds whose redelivery never came (the advisory expired), acknowledged.
+   */
+  function hold(seq: number): boolean {
+    const now = Date.now();
+    const stale = 4 * config["advisories.ack-wait"];
+    for (const [s, at] of held) {
+      if (now - at <= stale) break; // in the order held
+      held.delete(s);
+    }
+    if (held.size >= MAX_HELD) return false;
+    held.set(seq, now);
+    return true;
   }
 
   async function ensureStream(): Promise<void> {
@@ -284,7 +323,9 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         for await (const m of batch) {
           // A failure leaves the advisory unacked: it is handled again after the consumer's ack wait.
           // The rest of the batch waits too (the same failure would most likely hit them).
-          await handle(m);
+          const again = held.delete(m.seq);
+          const outcome = await handle(m, again);
+          if (outcome === "waiting" && hold(m.seq)) continue;
           ackWhenSaved(m);
         }
       } catch (err) {
@@ -340,7 +381,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         if (err) return;
         const parsed = parseAckSample(m.data, Date.now());
         if (!parsed.ok) return invalidSample(parsed.reason, m.subject);
-        onAckSample(parsed.value).catch((e: unknown) =>
+        onAckSample(parsed.value, false).catch((e: unknown) =>
           log.debug({ err: (e as Error).message }, "ack sample not observed"),
         );
       },

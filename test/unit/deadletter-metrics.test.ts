@@ -1,0 +1,84 @@
+// orgwatch_deadletter_messages_total is rendered as text (not prom-client) so that 10,000 zero
+// series cost nothing per scrape: both exposition formats, the zeros, and a count arriving later.
+import { describe, expect, it } from "vitest";
+import { configWith } from "../../src/config/load.js";
+import { registerDeadLetterMetrics } from "../../src/exporters/metrics/deadletters.js";
+import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
+import type { ConsumerState, PollResult } from "../../src/model/jetstream.js";
+import { Organization } from "../../src/model/organization.js";
+
+function consumer(stream: string, name: string, role: string): ConsumerState {
+  return {
+    stream,
+    name,
+    kind: "tasks",
+    role,
+    filterSubjects: [],
+    deliverGroup: undefined,
+    ackPolicy: "explicit",
+    durable: true,
+    sampleFrequency: "",
+    pending: 0,
+    ackPending: 0,
+    redelivered: 0,
+    waitingPulls: 0,
+    deliveredStreamSequence: 0,
+    deliveredConsumerSequence: 0,
+    ackFloorStreamSequence: 0,
+    ackFloorConsumerSequence: 0,
+    createdMs: 1,
+    lastDeliveryMs: undefined,
+    lastAckMs: undefined,
+    ackWaitMs: 1_800_000,
+    maxDeliver: 3,
+    oldestUnackedSequence: undefined,
+    oldestUnackedMs: undefined,
+    status: "ok",
+  };
+}
+
+function poll(consumers: ConsumerState[]): PollResult {
+  return {
+    at: 1,
+    streams: new Map(),
+    consumers: new Map(consumers.map((c) => [`${c.stream}/${c.name}`, c])),
+    requests: 0,
+  };
+}
+
+const lines = (text: string) => text.split("\n").filter((l) => l.includes("deadletter_messages"));
+
+describe("dead-letter counter text", () => {
+  it("starts every polled consumer at 0, counts later, and names the family per format", async () => {
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerDeadLetterMetrics(metrics, org);
+    expect(lines((await metrics.render(false)).body)).toEqual([
+      "# HELP orgwatch_deadletter_messages_total Messages that exhausted max-deliver (routed to the dead-letter subject), each message once whatever its delivery count",
+      "# TYPE orgwatch_deadletter_messages_total counter",
+    ]);
+    org.jetstream.applyPoll(poll([consumer("A", "a-worker", "a"), consumer("B", 'b"w', "b")]));
+    expect(lines((await metrics.render(false)).body).slice(2)).toEqual([
+      'orgwatch_deadletter_messages_total{stream="A",consumer="a-worker",role="a"} 0',
+      'orgwatch_deadletter_messages_total{stream="B",consumer="b\\"w",role="b"} 0',
+    ]);
+    // A count after the text was cached; and one for a consumer the poll does not know (yet).
+    org.deadLetters.countDeadLetter({ stream: "A", consumer: "a-worker", role: "ignored" });
+    org.deadLetters.countDeadLetter({ stream: "A", consumer: "a-worker", role: "ignored" });
+    org.deadLetters.countDeadLetter({ stream: "C", consumer: "c-worker", role: "c" });
+    expect(lines((await metrics.render(false)).body).slice(2)).toEqual([
+      'orgwatch_deadletter_messages_total{stream="A",consumer="a-worker",role="a"} 2',
+      'orgwatch_deadletter_messages_total{stream="B",consumer="b\\"w",role="b"} 0',
+      'orgwatch_deadletter_messages_total{stream="C",consumer="c-worker",role="c"} 1',
+    ]);
+    const om = (await metrics.render(true)).body;
+    expect(lines(om).slice(0, 2)).toEqual([
+      "# HELP orgwatch_deadletter_messages Messages that exhausted max-deliver (routed to the dead-letter subject), each message once whatever its delivery count",
+      "# TYPE orgwatch_deadletter_messages counter",
+    ]);
+    expect(lines(om)[2]).toBe(
+      'orgwatch_deadletter_messages_total{stream="A",consumer="a-worker",role="a"} 2',
+    );
+    expect(om.endsWith("# EOF\n")).toBe(true);
+  });
+});
