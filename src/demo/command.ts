@@ -16,6 +16,7 @@ import {
 } from "../nats/server-process.js";
 import { onShutdownSignal } from "../shutdown.js";
 import { REFERENCE_TURN_MINUTES } from "./plan.js";
+import { realMs } from "./topology.js";
 import { startSimulatedOrganization, type SimulatedOrganization } from "./simulator.js";
 
 /** The demo polls often (the story unfolds in seconds) and keeps the terminal for its banner. */
@@ -86,6 +87,20 @@ interface RunningDemo {
   stop(): Promise<void>;
 }
 
+/**
+ * The daemon watching the demo judges the organization on the demo's clock: the simulator scales the
+ * reference's 20-minute turns and 30-minute ack waits by the pace, so the expected work and the
+ * backlog drain time scale with it (else every agent would be reported with an ack wait too short).
+ */
+export function demoDaemonConfig(config: Config, natsUrl: string): Config {
+  return {
+    ...config,
+    "nats-url": [natsUrl],
+    "expected-work": realMs(REFERENCE_TURN_MINUTES, config.pace),
+    "check.drain-time": config["check.drain-time"] / config.pace,
+  };
+}
+
 async function startDemo(config: Config, log: Logger): Promise<RunningDemo> {
   const nats = await startNatsServer({ ownProcessGroup: true });
   // Whatever happens to this process, its nats-server and temporary store do not outlive it.
@@ -108,7 +123,7 @@ async function startDemo(config: Config, log: Logger): Promise<RunningDemo> {
   let daemon: Daemon;
   try {
     // The daemon first, so that it hears the organization's first status messages and events.
-    daemon = await startDaemon({ ...config, "nats-url": [nats.url] }, { log });
+    daemon = await startDaemon(demoDaemonConfig(config, nats.url), { log });
     await daemon.started;
   } catch (err) {
     await stopNats();

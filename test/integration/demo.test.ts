@@ -167,6 +167,25 @@ describe("orgwatch demo", () => {
     });
   });
 
+  it("judges the simulated organization's setup on the demo's clock: no error-level finding", async () => {
+    // The simulator scales 30-minute ack waits by the pace; the daemon scales the expected work with
+    // it, so the reference topology is not reported with ack waits shorter than the work.
+    // Findings are evaluated on each poll: once a poll has seen every agent's task consumer, the same
+    // scrape holds that poll's findings.
+    const seen = await storyPart(
+      "setup findings of a poll that saw every worker",
+      DEADLINE_MS.agents,
+      (s) => {
+        const workers = s
+          .series("orgwatch_consumer_ack_wait_seconds")
+          .filter((c) => c.labels["kind"] === "tasks");
+        return workers.length === 6 && { findings: s.series("orgwatch_config_findings") };
+      },
+    );
+    const errors = seen.findings.filter((f) => f.labels["level"] === "error" && f.value > 0);
+    expect(errors).toEqual([]);
+  });
+
   it("stops every child process and removes its temporary state on Ctrl-C", async () => {
     const children = descendants(demo.pid!);
     const nats = children.find((c) => c.cmdline.includes("nats-server"));
