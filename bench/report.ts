@@ -121,7 +121,7 @@ function stallNotes(r: ScrapeResult): string {
   ] as const) {
     lines.push(
       `- ${name}: longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); ` +
-        (name === "orgwatch" ? `poll-end listeners at most ${ms(s.child.longestPolledListenersMs)}; ` : "") +
+        (name === "orgwatch" ? `longest poll-end listener ${ms(s.child.longestPolledListenersMs)}; ` : "") +
         `longest stalls: ` +
         (s.child.longestStalls.map((st) => `${ms(st.ms)} (${st.during})`).join("; ") || "none over 20 ms"),
     );

@@ -26,7 +26,7 @@ export interface ChildReport {
   readonly maxGcKind: string;
   /** The longest stalls seen by a 10 ms timer, each with what the daemon was doing then. */
   readonly longestStalls: readonly { ms: number; during: string }[];
-  /** The longest time the model's `polled` listeners took at the end of a poll (orgwatch only). */
+  /** The longest time one of the model's `polled` listeners took at the end of a poll (orgwatch only). */
   readonly longestPolledListenersMs: number;
 }
 
@@ -57,14 +57,19 @@ if (mode === "orgwatch") {
   while (daemon.org.health.pollsCompleted === 0) await new Promise((r) => setTimeout(r, 20));
   polls = () => daemon.org.health.pollsCompleted;
   daemon.org.jetstream.on("polled", () => (lastPollEnd = performance.now()));
-  // How long the model's `polled` listeners take together (they run synchronously at each poll's end).
+  // How long the longest of the model's `polled` listeners takes (each runs synchronously, one per
+  // turn of the event loop, at each poll's end).
   const model = daemon.org.jetstream;
-  const apply = model.applyPoll.bind(model);
-  model.applyPoll = (result) => {
-    const t0 = performance.now();
-    apply(result);
-    listenersMs = Math.max(listenersMs, performance.now() - t0);
-  };
+  type PolledListener = Parameters<typeof model.on<"polled">>[1];
+  for (const listener of model.listeners("polled") as PolledListener[]) {
+    const timed: PolledListener = (result, previous) => {
+      const t0 = performance.now();
+      listener(result, previous);
+      listenersMs = Math.max(listenersMs, performance.now() - t0);
+    };
+    model.off("polled", listener);
+    model.on("polled", timed);
+  }
   describePoll = () => ` (polls take ${(daemon.org.health.lastPollDurationSeconds ?? 0).toFixed(2)} s)`;
   url = `${daemon.url}/metrics`;
 } else {
@@ -140,6 +145,14 @@ setInterval(() => {
     const since =
       lastPollEnd === 0 ? "-" : `${((performance.now() - late - lastPollEnd) / 1000).toFixed(2)} s`;
     stalls.push({ ms: late, during: `${since} after a poll ended${describePoll()}` });
+    // BENCH_STALL_LOG=1: each stall with its monotonic time in µs, the clock of --cpu-prof's
+    // timestamps, to find what ran then in the profile.
+    if (process.env["BENCH_STALL_LOG"]) {
+      const endUs = Number(process.hrtime.bigint() / 1000n);
+      process.stderr.write(
+        `stall ${late.toFixed(0)} ms from ${endUs - Math.round(late * 1000)} to ${endUs} µs\n`,
+      );
+    }
     stalls.sort((a, b) => b.ms - a.ms);
     stalls.length = Math.min(stalls.length, 5);
   }

@@ -3,15 +3,20 @@
 // scrapes it on a fixed cadence (scrape latency), while the child measures its event-loop stalls and
 // resident memory, and the nats-server's CPU time and JetStream API request count (its /jsz) are read
 // before and after. Then prom-client alone serves the same series from a bare registry, for comparison.
-import { fork, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import ts from "typescript";
 import type { ChildReport } from "./scrape-child.js";
 import { max, median, percentile } from "./stats.js";
 
-const CHILD = fileURLToPath(new URL("./scrape-child.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DIST = join(ROOT, "dist");
+const CHILD_SOURCE = join(ROOT, "bench", "scrape-child.ts");
+// Under node_modules so that the child's bare imports (prom-client) resolve from the repository.
+const CHILD = join(ROOT, "node_modules", ".cache", "orgwatch-bench", "scrape-child.mjs");
 const CLOCK_TICKS_PER_SECOND = 100;
 
 export interface ScrapeSide {
@@ -58,10 +63,53 @@ async function apiTotal(monitorUrl: string): Promise<number> {
   return jsz.api?.total ?? 0;
 }
 
+function newestSourceMs(dir: string): number {
+  let newest = 0;
+  for (const name of readdirSync(dir, { recursive: true, encoding: "utf8" })) {
+    if (name.endsWith(".ts")) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The daemon is measured as users run it: built (dist/, plain node), not through tsx, whose loader
+ * thread and compiler alone hold tens of MB. Builds dist/ when a source file is newer than it, and
+ * compiles the child (bench/scrape-child.ts) to plain JavaScript importing from dist/.
+ */
+export function prepareChild(): void {
+  const built = (() => {
+    try {
+      return statSync(join(DIST, "daemon.js")).mtimeMs;
+    } catch {
+      return 0;
+    }
+  })();
+  if (built < newestSourceMs(join(ROOT, "src"))) {
+    const before = built;
+    try {
+      execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+    } catch (err) {
+      // tsc still emits when a file has a type error; measure what was emitted, but say so.
+      if (statSync(join(DIST, "daemon.js")).mtimeMs <= before) throw err;
+      process.stderr.write(`npm run build reported errors (dist/ was still written): ${String(err)}\n`);
+    }
+  }
+  const js = ts.transpileModule(readFileSync(CHILD_SOURCE, "utf8"), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
+  const distUrl = pathToFileURL(DIST).href;
+  mkdirSync(join(CHILD, ".."), { recursive: true });
+  writeFileSync(CHILD, js.replaceAll(/from "\.\.\/src\//g, `from "${distUrl}/`));
+}
+
 function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
   // BENCH_CPU_PROF_DIR=<dir>: each child writes a V8 CPU profile there (open it in Chrome DevTools).
+  // BENCH_TRACE_GC=1: each child prints V8's --trace-gc lines (every pause, its kind and duration).
   const profile = process.env["BENCH_CPU_PROF_DIR"];
-  const execArgv = ["--import", "tsx", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : [])];
+  const execArgv = [
+    ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []),
+    ...(process.env["BENCH_TRACE_GC"] ? ["--trace-gc"] : []),
+  ];
   const child = fork(CHILD, args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   child.on("exit", (code, signal) => {
     if (code !== 0) process.stderr.write(`scrape child exited: code ${code}, signal ${signal}\n`);
@@ -142,6 +190,7 @@ export async function measureScrape(
     idleMs = 10_000,
   } = {},
 ): Promise<ScrapeResult> {
+  prepareChild();
   // The server idle, for comparison.
   const idle0 = cpuSeconds(server.pid);
   await new Promise((r) => setTimeout(r, idleMs));

@@ -106,4 +106,22 @@ export class JetStreamModel extends EventEmitter<JetStreamEvents> {
     this.current = result;
     this.emit("polled", result, previous);
   }
+
+  /**
+   * applyPoll with a turn of the event loop between listeners: at 10,000 consumers each derived view
+   * (findings, tasks, broadcasts, roster, the metrics text) takes milliseconds to tens of them, and
+   * run back to back they would stall the loop for their sum. Resolves when every listener has run;
+   * one removed meanwhile (its source stopping) is skipped; a listener's error rejects.
+   */
+  async applyPollYielding(result: PollResult): Promise<void> {
+    const previous = this.current;
+    this.current = result;
+    const listeners = this.rawListeners("polled") as ((r: PollResult, p: PollResult | undefined) => void)[];
+    for (const [i, listener] of listeners.entries()) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.current !== result) return; // a newer poll was applied meanwhile (applyPoll by hand)
+      if (!this.rawListeners("polled").includes(listener)) continue;
+      listener.call(this, result, previous);
+    }
+  }
 }

@@ -173,6 +173,8 @@ interface ReadProgress {
   throughMs: number;
   /** Nothing was left to read after it (the stream's end at that moment). */
   atEnd: boolean;
+  /** When it was read (this process's clock). */
+  readAtMs: number;
 }
 
 type PendingRefSignal = { kind: "ack" | "nak" | "dead_letter"; ref: StreamMessageRef };
@@ -467,7 +469,11 @@ export class TasksModel extends EventEmitter<TaskEvents> {
     this.advanceCursor(stream, seq);
     if (storedMs !== undefined) {
       const p = this.progress.get(stream);
-      this.progress.set(stream, { throughMs: Math.max(p?.throughMs ?? 0, storedMs), atEnd });
+      this.progress.set(stream, {
+        throughMs: Math.max(p?.throughMs ?? 0, storedMs),
+        atEnd,
+        readAtMs: Date.now(),
+      });
     }
   }
 
@@ -477,26 +483,46 @@ export class TasksModel extends EventEmitter<TaskEvents> {
   }
 
   /**
-   * A task names a parent (parent_task_id) orgwatch has not seen. The parent was published before
-   * the task, so it may still come from a task stream not read that far yet: a reader still
-   * catching up after a restart, or one started later. Its span waits (its ids would otherwise take
-   * the parent as the chain's first task and put the chain in two traces) until every task stream
-   * has been read through the task's publication, or for chains.task-timeout at most.
+   * A task, or one of its ancestors, names a parent (parent_task_id) orgwatch has not seen. That
+   * parent was published before the task naming it, so it may still come from a task stream not
+   * read that far yet: a reader catching up after a restart, or one started later. The span waits
+   * (fixing its ids now would take the parent as the chain's first task and put the chain in two
+   * traces) until every task stream has been read through that publication, or for
+   * chains.task-timeout at most.
    */
   private parentMayStillBeRead(task: TaskRecord, nowMs: number): boolean {
-    if (task.traceparent || task.parentTaskId === undefined || this.tasks.has(task.parentTaskId)) return false;
-    if (nowMs - task.publishedMs > this.settings.taskTimeoutMs) return false;
-    const poll = this.jetstream?.current;
-    if (!poll) return false;
+    let t = task;
+    for (let depth = 0; depth < MAX_DEPTH; depth++) {
+      // Ids fixed, or a trace joined from traceparent: what is above does not change them.
+      if (t.ids || t.traceparent) return false;
+      const parentId = t.parentTaskId ?? t.inferredParentId;
+      if (parentId === undefined) return false;
+      const parent = this.tasks.get(parentId);
+      if (!parent)
+        return nowMs - t.publishedMs <= this.settings.taskTimeoutMs && !this.readThrough(t.publishedMs);
+      if (parent === task) return false; // a cycle
+      t = parent;
+    }
+    return false;
+  }
+
+  /** Every task stream has been read through what was stored before `ms` (stored time). */
+  private readThrough(ms: number): boolean {
+    if (!this.jetstream) return true;
+    const poll = this.jetstream.current;
+    if (!poll) return false; // which task streams there are is not known yet
     for (const stream of poll.streams.values()) {
       if (stream.kind !== "tasks") continue;
       const p = this.progress.get(stream.name);
-      if (p && (p.atEnd || p.throughMs >= task.publishedMs)) continue;
-      // Not read in this process yet: read through when its position is at the stream's end.
-      if (!p && (this.cursors.get(stream.name) ?? 0) >= stream.lastSequence) continue;
-      return true;
+      // A message stored at or after `ms` was read: so was everything before it.
+      if (p && p.throughMs >= ms) continue;
+      // Nothing was left to read at a moment after `ms`.
+      if (p?.atEnd && p.readAtMs >= ms) continue;
+      // A poll after `ms` saw the stream end where this process's reading is.
+      if (poll.at >= ms && (this.cursors.get(stream.name) ?? 0) >= stream.lastSequence) continue;
+      return false;
     }
-    return false;
+    return true;
   }
 
   private advanceCursor(stream: string, seq: number): void {

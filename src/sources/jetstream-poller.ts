@@ -15,6 +15,7 @@ import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
 import { isOwnStream, OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
+import { createTimeSlicer } from "./time-slicer.js";
 
 export interface RunningPoller extends RunningSource {
   /** Runs a poll that starts after this call and resolves when its result is in the model. */
@@ -22,6 +23,10 @@ export interface RunningPoller extends RunningSource {
 }
 
 const NS_PER_MS = 1_000_000;
+/** The longest the poll's own synchronous work (parsing, building states) holds the event loop at once. */
+const SLICE_BUDGET_MS = 10;
+/** Consumer states built in one job of the time slicer (a stream may have thousands of consumers). */
+const STATES_PER_JOB = 500;
 /** nats-server's error code for "stream not found": the stream went away during the poll. */
 const STREAM_NOT_FOUND = 10059;
 
@@ -111,6 +116,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
   const { apiPrefix = "$JS.API", timeout = 5000 } = jsm.getOptions();
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
+  const slicer = createTimeSlicer(SLICE_BUDGET_MS);
 
   /** Consumer histories for the status evaluation, by consumerKey; only consumers of the last poll. */
   let histories = new Map<string, ConsumerHistory>();
@@ -135,7 +141,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
     async function listPage(subject: string, offset: number): Promise<ListPage> {
       requests++;
       const msg = await nc.request(subject, encoder.encode(JSON.stringify({ offset })), { timeout });
-      const page = JSON.parse(decoder.decode(msg.data)) as ListPage;
+      const page = await slicer.run(() => JSON.parse(decoder.decode(msg.data)) as ListPage);
       if (page.error) {
         throw new JetStreamApiError(
           subject,
@@ -327,9 +333,14 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
             throw err;
           }
           const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
-          const states = await Promise.all(
-            theirs.map(async (ci) => toConsumerState(stream, ci, await oldestUnacked(stream, ci))),
-          );
+          const oldest = await Promise.all(theirs.map((ci) => oldestUnacked(stream, ci)));
+          const states: ConsumerState[] = [];
+          for (let start = 0; start < theirs.length; start += STATES_PER_JOB) {
+            const job = theirs.slice(start, start + STATES_PER_JOB);
+            states.push(
+              ...(await slicer.run(() => job.map((ci, i) => toConsumerState(stream, ci, oldest[start + i])))),
+            );
+          }
           for (const state of states) consumers.set(consumerKey(state.stream, state.name), state);
           const notAnswering = (missing.get(`${apiPrefix}.CONSUMER.LIST.${stream.name}`) ?? []).filter(
             (name) => !name.startsWith(OWN_CONSUMER_PREFIX),
@@ -359,7 +370,11 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       reads = settled;
       histories = nextHistories;
       const result: PollResult = { at: started, streams, consumers, requests };
-      org.jetstream.applyPoll(result);
+      // The last consumer-list replies arrive in bursts handled back to back: let the loop breathe
+      // before the model's listeners, which then run one per turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (stopped) return;
+      await org.jetstream.applyPollYielding(result);
       health.pollsCompleted++;
       health.lastPollSuccessMs = Date.now();
       health.lastPollDurationSeconds = (performance.now() - t0) / 1000;

@@ -98,9 +98,9 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     };
     void (async () => {
       try {
-        if (cursor === undefined && store) {
+        if (cursor === undefined) {
           tasks.noteRead(stream.name, startSeq - 1);
-          await store.flush(tasks);
+          await store?.flush(tasks);
         }
         if (done) return;
         const consumer = await js.consumers.get(stream.name, {

@@ -135,7 +135,10 @@ describe("chain state across an orgwatch crash", () => {
     // position past it were not written; c-3's were (the review stream's reader saved first).
     const kv = await new Kvm(nc).open(bucket);
     await kv.purge(taskKey("c-2"));
-    await kv.put(cursorKey(streamOf("build")), JSON.stringify({ stream: streamOf("build"), seq: parentSeq - 1 }));
+    await kv.put(
+      cursorKey(streamOf("build")),
+      JSON.stringify({ stream: streamOf("build"), seq: parentSeq - 1 }),
+    );
     expect((await kv.get(taskKey("c-3")))?.json<{ exported: boolean }>().exported).toBe(false);
 
     // While no orgwatch runs, the chain finishes.

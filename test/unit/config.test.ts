@@ -136,7 +136,12 @@ describe("configuration errors: one line naming the setting and the problem", ()
     [{ "poll-concurrency": "many" }, {}, "invalid setting --poll-concurrency:", "is not a whole number"],
     [{ "poll-concurrency": "0" }, {}, "invalid setting --poll-concurrency:", "at least 1"],
     [{ "own-streams.replicas": "0" }, {}, "invalid setting --own-streams.replicas:", "between 1 and 5"],
-    [{}, { ORGWATCH_OWN_STREAMS_REPLICAS: "6" }, "invalid setting --own-streams.replicas:", "between 1 and 5"],
+    [
+      {},
+      { ORGWATCH_OWN_STREAMS_REPLICAS: "6" },
+      "invalid setting --own-streams.replicas:",
+      "between 1 and 5",
+    ],
     [{ "deadletter.route": "maybe" }, {}, "invalid setting --deadletter.route:", "not true or false"],
     [{ "log.format": "xml" }, {}, "invalid setting --log.format:", "not one of json, pretty"],
     [{ "nats-url": "http://x" }, {}, "invalid setting --nats-url:", "is not a NATS URL"],

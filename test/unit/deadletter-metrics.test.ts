@@ -81,4 +81,26 @@ describe("dead-letter counter text", () => {
     );
     expect(om.endsWith("# EOF\n")).toBe(true);
   });
+
+  it("renders thousands of consumers in slices, re-rendering on a new poll and a new count", async () => {
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerDeadLetterMetrics(metrics, org);
+    const many = (role: string) => Array.from({ length: 2500 }, (_, i) => consumer("S", `w${i}`, role));
+    org.jetstream.applyPoll(poll(many("a")));
+    const samples = async () => lines((await metrics.render(false)).body).slice(2);
+    const first = await samples();
+    expect(first).toHaveLength(2500);
+    expect(first[0]).toBe('orgwatch_deadletter_messages_total{stream="S",consumer="w0",role="a"} 0');
+    expect(first[2499]).toBe('orgwatch_deadletter_messages_total{stream="S",consumer="w2499",role="a"} 0');
+    // A new poll where roles changed: the series prefixes follow.
+    org.jetstream.applyPoll(poll(many("b")));
+    org.deadLetters.countDeadLetter({ stream: "S", consumer: "w1700", role: "ignored" });
+    const second = await samples();
+    expect(second).toHaveLength(2500);
+    expect(second.filter((l) => l.includes('role="a"'))).toEqual([]);
+    expect(second.filter((l) => !l.endsWith(" 0"))).toEqual([
+      'orgwatch_deadletter_messages_total{stream="S",consumer="w1700",role="b"} 1',
+    ]);
+  });
 });

@@ -111,4 +111,35 @@ describe("JetStream metrics exporter", () => {
     expect(m.series("orgwatch_stream_messages").map((s) => s.labels["stream"])).toEqual(["CEO"]);
     expect(m.series("orgwatch_consumer_lag_messages")).toEqual([]);
   });
+
+  it("renders a large poll in slices (yielding between them) to the same text, every consumer once", async () => {
+    // 1,201 consumers: more than the 500 rendered synchronously, the last slice a partial one.
+    const consumers = Array.from({ length: 1201 }, (_, i) =>
+      consumer(
+        "CTO",
+        `w${i}`,
+        i % 3 === 0 ? {} : { oldestUnackedMs: undefined, oldestUnackedSequence: undefined },
+      ),
+    );
+    const result = poll([stream("CTO")], consumers);
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerJetStreamMetrics(metrics, org);
+    org.jetstream.applyPoll(result);
+    const at = Date.now();
+    const body = (await metrics.render(false)).body;
+    const m = parseScrape(body);
+    expect(m.series("orgwatch_consumer_lag_messages").map((s) => s.labels["consumer"])).toEqual(
+      consumers.map((c) => c.name),
+    );
+    expect(m.series("orgwatch_consumer_status")).toHaveLength(1201 * 4);
+    // 401 consumers with unacknowledged work (every third) and 800 at 0.
+    const ages = m.series("orgwatch_consumer_oldest_unacked_age_seconds");
+    expect(ages).toHaveLength(1201);
+    expect(ages.filter((s) => s.value === 0)).toHaveLength(800);
+    expect(ages.filter((s) => s.value >= (at - 1_700_000_000_000) / 1000)).toHaveLength(401);
+    const fixed = (text: string) =>
+      text.split("\n").filter((l) => l !== "" && !l.includes("oldest_unacked_age"));
+    expect(fixed(body)).toEqual(fixed(renderPoll(result).fixed));
+  });
 });

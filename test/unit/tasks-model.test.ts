@@ -263,6 +263,40 @@ describe("TasksModel", () => {
     ]);
   });
 
+  it("holds a chain whose unseen task is further up: the grandparent of the task that ended", async () => {
+    const { js, tasks, finished, settled } = setup();
+    const MIDDLE = "AGENT_CEO_TASKS";
+    // root → middle (not read yet, on another stream) → parent → child.
+    const streams = [
+      streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 3 }),
+      streamState(MIDDLE, { kind: "tasks", role: "ceo", firstSequence: 1, lastSequence: 1 }),
+    ];
+    js.applyPoll(pollResult(T0, streams, []));
+    tasks.noteRead(STREAM, 3, T0 + 3000, true);
+    tasks.observePublished(observed(1, { taskId: "root" }, T0 + 500), T0 + 500);
+    tasks.observePublished(observed(2, { taskId: "parent", parentTaskId: "middle" }, T0 + 2000), T0 + 2000);
+    tasks.observePublished(observed(3, { taskId: "child", parentTaskId: "parent" }, T0 + 3000), T0 + 3000);
+    for (const id of ["root", "parent", "child"])
+      tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 + 3500 });
+    await settled();
+    tasks.tick();
+    expect(finished.map((t) => t.taskId)).toEqual(["root"]);
+    tasks.noteRead(MIDDLE, 1, T0 + 1000, true);
+    tasks.observePublished(
+      { ...observed(1, { taskId: "middle", parentTaskId: "root" }, T0 + 1000), stream: MIDDLE },
+      T0 + 3600,
+    );
+    tasks.recordCompletionSignal({ taskId: "middle", outcome: "completed", atMs: T0 + 1900 });
+    await settled();
+    tasks.tick();
+    expect(finished.map((t) => [t.taskId, t.ids?.traceId, t.ids?.depth])).toEqual([
+      ["root", chainTraceId("root"), 0],
+      ["middle", chainTraceId("root"), 1],
+      ["parent", chainTraceId("root"), 2],
+      ["child", chainTraceId("root"), 3],
+    ]);
+  });
+
   it("takes a parent never seen as the chain's first task once every stream is read through", async () => {
     const { js, tasks, finished, settled } = setup();
     const OTHER = "AGENT_CEO_TASKS";

@@ -128,12 +128,12 @@ function streamLabels(s: StreamState): string {
 
 /** The text of one poll; everything but the age is fixed until the next poll. */
 interface Rendered {
-  /** Every family but the age, encoded once, one chunk per family, in exposition order. */
+  /** Every family but the age, encoded once (a chunk per family and slice), in exposition order. */
   readonly chunks: readonly Buffer[];
   /** The same as one string (tests). */
   readonly fixed: string;
   /** The age family's HELP and TYPE and its series for consumers with nothing unacknowledged (0). */
-  readonly idleAges: Buffer;
+  readonly idleAges: readonly Buffer[];
   /** Series prefix (`name{labels} `) and oldest unacked stored time of the other consumers. */
   readonly agePrefixes: readonly string[];
   readonly oldestMs: readonly number[];
@@ -149,54 +149,58 @@ const SLICE = 500;
 /** Renders a poll step by step: each `yield` is a point where the event loop may run. */
 function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
   const consumers = [...poll.consumers.values()];
-  const families = CONSUMER_FAMILIES.map((f) => [header(f.name, f.help)]);
-  const status = [header(STATUS.name, STATUS.help)];
+  // Each slice's lines are encoded as soon as the slice is done: the 160,000 small strings of a poll
+  // then die young instead of surviving (and being copied by every scavenge) until one final join.
+  const families = CONSUMER_FAMILIES.map((f) => [Buffer.from(header(f.name, f.help), "utf8")]);
+  const status = [Buffer.from(header(STATUS.name, STATUS.help), "utf8")];
   // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
-  const idleAges = [header(AGE.name, AGE.help)];
+  const idleAges = [Buffer.from(header(AGE.name, AGE.help), "utf8")];
   const agePrefixes: string[] = [];
   const oldestMs: number[] = [];
   for (let start = 0; start < consumers.length; start += SLICE) {
     const end = Math.min(consumers.length, start + SLICE);
+    const texts = CONSUMER_FAMILIES.map(() => "");
+    let statusText = "";
+    let idleText = "";
     for (let i = start; i < end; i++) {
       const c = consumers[i]!;
       const labels = consumerLabels(c);
       for (let f = 0; f < CONSUMER_FAMILIES.length; f++) {
         const family = CONSUMER_FAMILIES[f]!;
         const v = family.value(c);
-        if (v !== undefined) families[f]!.push(`${family.name}{${labels}} ${formatSampleValue(v)}\n`);
+        if (v !== undefined) texts[f] += `${family.name}{${labels}} ${formatSampleValue(v)}\n`;
       }
       for (const st of CONSUMER_STATUSES) {
-        status.push(`${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`);
+        statusText += `${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`;
       }
-      if (c.oldestUnackedMs === undefined) idleAges.push(`${AGE.name}{${labels}} 0\n`);
+      if (c.oldestUnackedMs === undefined) idleText += `${AGE.name}{${labels}} 0\n`;
       else {
         agePrefixes.push(`${AGE.name}{${labels}} `);
         oldestMs.push(c.oldestUnackedMs);
       }
     }
+    for (let f = 0; f < texts.length; f++) families[f]!.push(Buffer.from(texts[f]!, "utf8"));
+    status.push(Buffer.from(statusText, "utf8"));
+    idleAges.push(Buffer.from(idleText, "utf8"));
     yield;
   }
   const streams = [...poll.streams.values()];
   const streamLabelText = streams.map(streamLabels);
   const streamFamilies = STREAM_FAMILIES.map((family) => {
-    const parts = [header(family.name, family.help)];
+    let text = header(family.name, family.help);
     for (let i = 0; i < streams.length; i++) {
       const v = family.value(streams[i]!);
-      if (v !== undefined) parts.push(`${family.name}{${streamLabelText[i]}} ${formatSampleValue(v)}\n`);
+      if (v !== undefined) text += `${family.name}{${streamLabelText[i]}} ${formatSampleValue(v)}\n`;
     }
-    return parts;
+    return Buffer.from(text, "utf8");
   });
-  const chunks: Buffer[] = [];
-  for (const parts of [...families, status, ...streamFamilies]) {
-    chunks.push(Buffer.from(parts.join(""), "utf8"));
-    yield;
-  }
+  const chunks = [...families.flat(), ...status, ...streamFamilies];
   return {
     chunks,
     get fixed() {
       return Buffer.concat(chunks).toString("utf8");
     },
-    idleAges: Buffer.from(idleAges.join(""), "utf8"),
+    idleAges,
     agePrefixes,
     oldestMs,
   };
@@ -223,17 +227,17 @@ async function renderPollInSlices(poll: PollResult, stale: () => boolean): Promi
 
 /** The ages of the consumers with unacknowledged work at `nowMs`; never negative (clock skew with the server). */
 function busyAges(rendered: Rendered, nowMs: number): string {
-  const parts: string[] = [];
+  let text = "";
   for (let i = 0; i < rendered.agePrefixes.length; i++) {
     const age = Math.max(0, nowMs - rendered.oldestMs[i]!) / 1000;
-    parts.push(rendered.agePrefixes[i]! + formatSampleValue(age) + "\n");
+    text += rendered.agePrefixes[i]! + formatSampleValue(age) + "\n";
   }
-  return parts.join("");
+  return text;
 }
 
 /** The age family at `nowMs`: 0 when nothing is unacknowledged. */
 export function renderAges(rendered: Rendered, nowMs: number): string {
-  return rendered.idleAges.toString("utf8") + busyAges(rendered, nowMs);
+  return Buffer.concat(rendered.idleAges).toString("utf8") + busyAges(rendered, nowMs);
 }
 
 export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organization): void {
@@ -249,6 +253,9 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
       rendering = undefined;
       return;
     }
+    // Scrapes wait for the new text (chunks below); dropping the old one now lets it be collected
+    // while the new one is built, instead of holding both (2 × 14 MB at 10,000 consumers).
+    rendered = undefined;
     const done = renderPollInSlices(result, () => latest !== result)
       .then((r) => {
         if (r && latest === result) rendered = r;
@@ -264,7 +271,7 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     chunks: async () => {
       // The latest poll's text, even when a scrape arrives while it is being rendered.
       while (rendering) await rendering;
-      return rendered ? [...rendered.chunks, rendered.idleAges, busyAges(rendered, Date.now())] : [];
+      return rendered ? [...rendered.chunks, ...rendered.idleAges, busyAges(rendered, Date.now())] : [];
     },
   };
   metrics.addSection(section);
