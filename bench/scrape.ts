@@ -76,7 +76,7 @@ function newestSourceMs(dir: string): number {
  * thread and compiler alone hold tens of MB. Builds dist/ when a source file is newer than it, and
  * compiles the child (bench/scrape-child.ts) to plain JavaScript importing from dist/.
  */
-export function prepareChild(): void {
+function prepareChild(): void {
   const built = (() => {
     try {
       return statSync(join(DIST, "daemon.js")).mtimeMs;
