@@ -4,14 +4,13 @@
 // first to the last one received; dropped = published − received.
 import { execFile, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { configWith } from "../src/config/load.js";
 import { silentLogger } from "../src/log.js";
 import { Organization } from "../src/model/organization.js";
 import { startAgentStatus } from "../src/sources/agent-status.js";
 import { startOrgEvents } from "../src/sources/org-events.js";
-import type { SourceContext } from "../src/sources/source.js";
+import { createSourceContext } from "../src/sources/source.js";
 
 export interface IngestSample {
   readonly received: number;
@@ -115,14 +114,7 @@ async function orgwatchIngest(url: string, count: number, roles: number, mode: I
   const nc = await connect({ servers: url, name: "bench-orgwatch" });
   const config = configWith({ "nats-url": [url], "labels.max-values": 100 });
   const org = new Organization(config);
-  const ctx: SourceContext = {
-    nc,
-    jsm: await jetstreamManager(nc, { checkAPI: false }),
-    js: jetstream(nc),
-    config,
-    org,
-    log: silentLogger(),
-  };
+  const ctx = await createSourceContext(nc, config, org, silentLogger());
   const sources = [await startAgentStatus(ctx), await startOrgEvents(ctx)];
   await nc.flush();
   const invalid = () => [...org.health.invalidMessages.values()].reduce((a, b) => a + b, 0);

@@ -1,6 +1,5 @@
 // Wiring: config → model → exporters (metrics, HTTP, traces) and NATS → sources → model.
 // Data flows one way: sources write the model, exporters read it.
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { Config } from "./config/schema.js";
 import { createLogger, type Logger } from "./log.js";
@@ -23,7 +22,7 @@ import { startBroadcastAcks } from "./sources/broadcast-acks.js";
 import { startAdvisories } from "./sources/advisories.js";
 import { startTaskObserver } from "./sources/task-observer.js";
 import { startFindings } from "./sources/findings.js";
-import type { RunningSource, SourceContext } from "./sources/source.js";
+import { createSourceContext, type RunningSource } from "./sources/source.js";
 
 export interface DaemonOptions {
   log?: Logger;
@@ -64,14 +63,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   let poller: RunningPoller | undefined;
   const sources: RunningSource[] = [];
   const started = link.connected.then(async (nc) => {
-    const ctx: SourceContext = {
-      nc,
-      jsm: await jetstreamManager(nc, { checkAPI: false }),
-      js: jetstream(nc),
-      config,
-      org,
-      log,
-    };
+    const ctx = await createSourceContext(nc, config, org, log);
     if (stopping) return;
     // Sources that subscribe come first, so nothing published during the first poll is missed.
     sources.push(await startAgentStatus(ctx));

@@ -61,8 +61,8 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   const invalidAdvisory = invalidReporter(org.health, log, "advisory");
   const invalidSample = invalidReporter(org.health, log, "ack_sample");
   const counted = new Set<string>();
-  /** Advisories held back (see hold), by their sequence in the advisory stream, with when. */
-  const held = new Map<number, number>();
+  /** Advisories held back (see hold), by their sequence in the advisory stream: first and last held. */
+  const held = new Map<number, { first: number; last: number }>();
   let router: DeadLetterRouter | undefined;
   let stopped = false;
   let stopFetch: (() => void) | undefined;
@@ -201,18 +201,19 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   /**
    * Holds back (does not acknowledge) an advisory about a task not read yet: kept only in memory
    * until the task is read, it would be lost with a crash. Delivered again after the ack wait, it
-   * is handled again, by then (or by the next orgwatch) with its task. Bounded: beyond MAX_HELD
-   * held at once, or for holds whose redelivery never came (the advisory expired), acknowledged.
+   * is handled again, by then (or by the next orgwatch) with its task. Bounded in number (MAX_HELD
+   * at once) and in time: a task still unread after a few ack waits is not coming (its reader is
+   * cut off, or it never was a task), so the advisory is acknowledged as handled; the task's end
+   * then comes from the polls or its timeout. Holds whose redelivery never came (the advisory
+   * expired) are forgotten after the same time.
    */
   function hold(seq: number): boolean {
     const now = Date.now();
-    const stale = 4 * config["advisories.ack-wait"];
-    for (const [s, at] of held) {
-      if (now - at <= stale) break; // in the order held
-      held.delete(s);
-    }
-    if (held.size >= MAX_HELD) return false;
-    held.set(seq, now);
+    const limit = 4 * config["advisories.ack-wait"];
+    for (const [s, { last }] of held) if (now - last > limit) held.delete(s);
+    const previous = held.get(seq);
+    if (previous ? now - previous.first > limit : held.size >= MAX_HELD) return false;
+    held.set(seq, { first: previous?.first ?? now, last: now });
     return true;
   }
 
@@ -323,9 +324,10 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         for await (const m of batch) {
           // A failure leaves the advisory unacked: it is handled again after the consumer's ack wait.
           // The rest of the batch waits too (the same failure would most likely hit them).
-          const again = held.delete(m.seq);
+          const again = held.has(m.seq);
           const outcome = await handle(m, again);
           if (outcome === "waiting" && hold(m.seq)) continue;
+          held.delete(m.seq);
           ackWhenSaved(m);
         }
       } catch (err) {

@@ -1,7 +1,7 @@
 // What every source of data is given, and what it gives back. A source reads NATS and writes into
 // the model; it never touches an exporter.
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
@@ -13,6 +13,16 @@ export interface SourceContext {
   readonly config: Config;
   readonly org: Organization;
   readonly log: Logger;
+}
+
+/** The context every source is started with, on a connection that is already up. */
+export async function createSourceContext(
+  nc: NatsConnection,
+  config: Config,
+  org: Organization,
+  log: Logger,
+): Promise<SourceContext> {
+  return { nc, jsm: await jetstreamManager(nc, { checkAPI: false }), js: jetstream(nc), config, org, log };
 }
 
 /**

@@ -2,14 +2,11 @@
 // senders), orgwatch_agent_up going 1 → 0 once an agent falls silent past a short
 // --agent.stale-after, one-hot states, refused input counted by reason, and learned roles capped.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Daemon } from "../../src/daemon.js";
 import { AGENT_STATES } from "../../src/logic/status-message.js";
-import { startTestDaemon } from "../helpers/daemon.js";
+import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
-import { createReferenceTopology } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
 
 const STALE_AFTER_MS = 3000;
@@ -17,7 +14,7 @@ const STALE_AFTER_MS = 3000;
 const MAX_LEARNED = 2;
 
 describe("agents' status", () => {
-  let server: NatsServerProcess;
+  let org: TestOrg;
   let nc: NatsConnection;
   let daemon: Daemon;
   const encoder = new TextEncoder();
@@ -49,22 +46,14 @@ describe("agents' status", () => {
     );
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    await createReferenceTopology(await jetstreamManager(nc), { roles: ["ceo", "cto", "security"] });
-    daemon = await startTestDaemon(server.url, {
-      roles: ["cfo"],
-      "agent.stale-after": STALE_AFTER_MS,
-      "labels.max-values": MAX_LEARNED,
+    org = await startTestOrg({
+      topology: { roles: ["ceo", "cto", "security"] },
+      settings: { roles: ["cfo"], "agent.stale-after": STALE_AFTER_MS, "labels.max-values": MAX_LEARNED },
+      firstPoll: true,
     });
-    await daemon.started;
-    await daemon.pollNow();
+    ({ nc, daemon } = org);
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   it("lists configured and task-stream roles as down before any status", async () => {
     const m = await scrape(daemon.url);

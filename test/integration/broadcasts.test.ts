@@ -8,22 +8,18 @@
 // agent's ack floor passes it (never before, never twice); the unacked gauge is the server's
 // pending + ack pending, so a broadcast acked ahead of an earlier one is not unacked.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
-  jetstream,
-  jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Daemon } from "../../src/daemon.js";
 import type { AckObservation } from "../../src/model/broadcasts.js";
-import { startTestDaemon } from "../helpers/daemon.js";
+import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
-import { createReferenceTopology } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
 
 const STREAM = "ORG_BROADCASTS";
@@ -31,7 +27,7 @@ const BROADCASTS = 5;
 const NS_PER_MS = 1_000_000;
 
 describe("broadcast acknowledgements", () => {
-  let server: NatsServerProcess;
+  let org: TestOrg;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
   let js: JetStreamClient;
@@ -74,31 +70,26 @@ describe("broadcast acknowledgements", () => {
   }
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-    js = jetstream(nc);
-    await createReferenceTopology(jsm, {
-      roles: ["ceo", "cto", "security", "qa", "dev"],
-      broadcastRoles: ["ceo", "cto", "security"],
+    org = await startTestOrg({
+      topology: {
+        roles: ["ceo", "cto", "security", "qa", "dev"],
+        broadcastRoles: ["ceo", "cto", "security"],
+      },
+      prepare: async (jsm) => {
+        await jsm.consumers.add(STREAM, {
+          durable_name: "dev-broadcasts",
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ack_wait: 5 * 60_000 * NS_PER_MS,
+          sample_freq: "100%",
+        });
+      },
+      // The baseline: what each consumer had acked before orgwatch watched is not observed.
+      firstPoll: true,
     });
-    await jsm.consumers.add(STREAM, {
-      durable_name: "dev-broadcasts",
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: 5 * 60_000 * NS_PER_MS,
-      sample_freq: "100%",
-    });
-    daemon = await startTestDaemon(server.url);
-    await daemon.started;
-    // The baseline: what each consumer had acked before orgwatch watched is not observed.
-    await daemon.pollNow();
+    ({ nc, jsm, js, daemon } = org);
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   it("before any broadcast: nothing unacked, empty histograms, qa's consumer missing", async () => {
     const m = await scrape(daemon.url);

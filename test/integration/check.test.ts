@@ -48,6 +48,30 @@ async function checkJson(url: string, ...args: string[]): Promise<{ code: number
   return { code: run.code, doc: JSON.parse(run.stdout) as CheckJson };
 }
 
+/** A role's task stream as the reference organization has it, with `over` changed. */
+function addTaskStream(jsm: JetStreamManager, role: string, over: Record<string, unknown> = {}) {
+  return jsm.streams.add({
+    name: `AGENT_${role.toUpperCase()}_TASKS`,
+    subjects: [`genbrain.agents.${role}.tasks`],
+    storage: StorageType.File,
+    max_age: HOURS_72,
+    ...over,
+  });
+}
+
+/** A role's durable worker as the reference organization has it, with `over` changed. */
+function addWorker(jsm: JetStreamManager, role: string, over: Record<string, unknown> = {}) {
+  return jsm.consumers.add(`AGENT_${role.toUpperCase()}_TASKS`, {
+    durable_name: `${role}-worker`,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: 3,
+    ack_wait: nanos(30 * MIN),
+    sample_freq: "100%",
+    ...over,
+  });
+}
+
 /**
  * Every pitfall of the issue, planted once:
  *  ceo: unlimited max-deliver; cto: 30 s ack wait, no ack sampling; dev: no stream limits and 20
@@ -55,24 +79,8 @@ async function checkJson(url: string, ...args: string[]): Promise<{ code: number
  *  ops: a task stream nobody consumes and no broadcast consumer; no dead-letter stream anywhere.
  */
 async function plantPitfalls(jsm: JetStreamManager, nc: NatsConnection): Promise<void> {
-  const task = (role: string, over: Record<string, unknown> = {}) =>
-    jsm.streams.add({
-      name: `AGENT_${role.toUpperCase()}_TASKS`,
-      subjects: [`genbrain.agents.${role}.tasks`],
-      storage: StorageType.File,
-      max_age: HOURS_72,
-      ...over,
-    });
-  const worker = (role: string, over: Record<string, unknown> = {}) =>
-    jsm.consumers.add(`AGENT_${role.toUpperCase()}_TASKS`, {
-      durable_name: `${role}-worker`,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_deliver: 3,
-      ack_wait: nanos(30 * MIN),
-      sample_freq: "100%",
-      ...over,
-    });
+  const task = (role: string, over: Record<string, unknown> = {}) => addTaskStream(jsm, role, over);
+  const worker = (role: string, over: Record<string, unknown> = {}) => addWorker(jsm, role, over);
   await task("ceo");
   await worker("ceo", { max_deliver: -1 });
   await task("cto");
@@ -308,22 +316,8 @@ describe("orgwatch check on a three-node cluster", () => {
       ["ceo", 1],
       ["cto", 3],
     ] as const) {
-      const stream = `AGENT_${role.toUpperCase()}_TASKS`;
-      await jsm.streams.add({
-        name: stream,
-        subjects: [`genbrain.agents.${role}.tasks`],
-        storage: StorageType.File,
-        max_age: HOURS_72,
-        num_replicas: replicas,
-      });
-      await jsm.consumers.add(stream, {
-        durable_name: `${role}-worker`,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        max_deliver: 3,
-        ack_wait: nanos(30 * MIN),
-        sample_freq: "100%",
-      });
+      await addTaskStream(jsm, role, { num_replicas: replicas });
+      await addWorker(jsm, role);
     }
     await jsm.streams.add({ name: "ORG_DEADLETTER", subjects: ["genbrain.org.deadletter"], num_replicas: 3 });
   });

@@ -1,20 +1,18 @@
 // The JetStream poller against a real nats-server: a known workload on the reference topology, and
 // the exact value of every consumer and stream metric of DESIGN.md §3.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
+import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   StorageType,
-  jetstream,
   jetstreamManager,
   type ConsumerInfo,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Daemon } from "../../src/daemon.js";
-import { startTestDaemon } from "../helpers/daemon.js";
+import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { createReferenceTopology } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
@@ -108,49 +106,43 @@ async function pollOk(daemon: Daemon): Promise<void> {
 }
 
 describe("consumer and stream metrics on the reference topology", () => {
-  let server: NatsServerProcess;
+  let org: TestOrg;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
   let js: JetStreamClient;
   let daemon: Daemon;
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-    js = jetstream(nc);
-    await createReferenceTopology(jsm, { roles: ["ceo", "cto", "security"], broadcastRoles: ["ceo", "cto"] });
-    await jsm.streams.add({ name: "AGENT_CTO_INBOX", subjects: ["genbrain.agents.cto.inbox"] });
-    await jsm.consumers.add("AGENT_CTO_INBOX", {
-      durable_name: "cto-inbox",
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: 60_000 * NS_PER_MS,
-      max_deliver: 5,
+    org = await startTestOrg({
+      topology: { roles: ["ceo", "cto", "security"], broadcastRoles: ["ceo", "cto"] },
+      prepare: async (jsm) => {
+        await jsm.streams.add({ name: "AGENT_CTO_INBOX", subjects: ["genbrain.agents.cto.inbox"] });
+        await jsm.consumers.add("AGENT_CTO_INBOX", {
+          durable_name: "cto-inbox",
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: 60_000 * NS_PER_MS,
+          max_deliver: 5,
+        });
+        await jsm.streams.add({ name: "ORG_DEADLETTER", subjects: ["genbrain.org.deadletter"] });
+        await jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"] });
+        await jsm.consumers.add("ORDERS", {
+          durable_name: "billing",
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: 30_000 * NS_PER_MS,
+        });
+        // A consumer of orgwatch's own on an organization's stream: not part of the organization.
+        await jsm.consumers.add("AGENT_CTO_TASKS", {
+          durable_name: "orgwatch_tasks",
+          ack_policy: AckPolicy.None,
+        });
+      },
+      settings: { "consumer.status-window": WINDOW, "deadletter.route": false },
     });
-    await jsm.streams.add({ name: "ORG_DEADLETTER", subjects: ["genbrain.org.deadletter"] });
-    await jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"] });
-    await jsm.consumers.add("ORDERS", {
-      durable_name: "billing",
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: 30_000 * NS_PER_MS,
-    });
-    // A consumer of orgwatch's own on an organization's stream: not part of the organization.
-    await jsm.consumers.add("AGENT_CTO_TASKS", {
-      durable_name: "orgwatch_tasks",
-      ack_policy: AckPolicy.None,
-    });
-    daemon = await startTestDaemon(server.url, {
-      "consumer.status-window": WINDOW,
-      "deadletter.route": false,
-    });
+    ({ nc, jsm, js, daemon } = org);
     // The first poll, before any work: every consumer's history starts empty-handed.
     await pollOk(daemon);
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   it("exports every consumer and stream metric with exact values after a known workload", async () => {
     // CTO: 10 tasks; 4 fetched, 2 acked, 1 naked and redelivered, 1 held.
@@ -516,44 +508,45 @@ describe("consumer and stream metrics on the reference topology", () => {
 });
 
 describe("a stream holding several roles' tasks", () => {
-  let server: NatsServerProcess;
+  let org: TestOrg;
   let nc: NatsConnection;
   let daemon: Daemon;
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    const jsm = await jetstreamManager(nc);
-    // Direct get on: the oldest unacknowledged messages are read with direct gets.
-    await jsm.streams.add({ name: "TEAM_TASKS", subjects: ["genbrain.agents.*.tasks"], allow_direct: true });
-    for (const role of ["ceo", "cto"]) {
-      await jsm.consumers.add("TEAM_TASKS", {
-        durable_name: `worker-${role}`,
-        ack_policy: AckPolicy.Explicit,
-        filter_subject: `genbrain.agents.${role}.tasks`,
-      });
-    }
-    await jsm.consumers.add("TEAM_TASKS", { durable_name: "auditor", ack_policy: AckPolicy.Explicit });
-    await jsm.streams.add({ name: "ORG_BROADCASTS", subjects: ["genbrain.org.broadcasts"] });
-    await jsm.consumers.add("ORG_BROADCASTS", {
-      durable_name: "bc-head-of-qa",
-      ack_policy: AckPolicy.Explicit,
+    org = await startTestOrg({
+      prepare: async (jsm, js) => {
+        // Direct get on: the oldest unacknowledged messages are read with direct gets.
+        await jsm.streams.add({
+          name: "TEAM_TASKS",
+          subjects: ["genbrain.agents.*.tasks"],
+          allow_direct: true,
+        });
+        for (const role of ["ceo", "cto"]) {
+          await jsm.consumers.add("TEAM_TASKS", {
+            durable_name: `worker-${role}`,
+            ack_policy: AckPolicy.Explicit,
+            filter_subject: `genbrain.agents.${role}.tasks`,
+          });
+        }
+        await jsm.consumers.add("TEAM_TASKS", { durable_name: "auditor", ack_policy: AckPolicy.Explicit });
+        await jsm.streams.add({ name: "ORG_BROADCASTS", subjects: ["genbrain.org.broadcasts"] });
+        await jsm.consumers.add("ORG_BROADCASTS", {
+          durable_name: "bc-head-of-qa",
+          ack_policy: AckPolicy.Explicit,
+        });
+        await jsm.consumers.add("ORG_BROADCASTS", {
+          durable_name: "cto-broadcasts",
+          ack_policy: AckPolicy.Explicit,
+        });
+        await js.publish("genbrain.agents.ceo.tasks", "c1");
+        await js.publish("genbrain.agents.cto.tasks", "t1");
+        await js.publish("genbrain.agents.cto.tasks", "t2");
+      },
+      settings: { "broadcast.role-pattern": "^bc-(.+)$" },
     });
-    await jsm.consumers.add("ORG_BROADCASTS", {
-      durable_name: "cto-broadcasts",
-      ack_policy: AckPolicy.Explicit,
-    });
-    const js = jetstream(nc);
-    await js.publish("genbrain.agents.ceo.tasks", "c1");
-    await js.publish("genbrain.agents.cto.tasks", "t1");
-    await js.publish("genbrain.agents.cto.tasks", "t2");
-    daemon = await startTestDaemon(server.url, { "broadcast.role-pattern": "^bc-(.+)$" });
+    ({ nc, daemon } = org);
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   it("takes each consumer's role from its filter subject, and broadcast roles from the configured pattern", async () => {
     await pollOk(daemon);
@@ -590,37 +583,33 @@ describe("a stream holding several roles' tasks", () => {
 });
 
 describe("paged lists", () => {
-  let server: NatsServerProcess;
-  let nc: NatsConnection;
+  let org: TestOrg;
   let daemon: Daemon;
   const STREAMS = 300;
   const CONSUMERS = 300;
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    const jsm = await jetstreamManager(nc);
-    // More than one page (256) of streams, and of consumers on one stream.
-    const creations: Promise<unknown>[] = [];
-    for (let i = 0; i < STREAMS; i++) {
-      creations.push(
-        jsm.streams.add({ name: `BULK_${i}`, subjects: [`bulk.${i}`], storage: StorageType.Memory }),
-      );
-    }
-    await Promise.all(creations);
-    await Promise.all(
-      Array.from({ length: CONSUMERS }, (_, i) =>
-        jsm.consumers.add("BULK_0", { durable_name: `c${i}`, ack_policy: AckPolicy.Explicit }),
-      ),
-    );
-    await jetstream(nc).publish("bulk.0", "one");
-    daemon = await startTestDaemon(server.url);
+    org = await startTestOrg({
+      prepare: async (jsm, js) => {
+        // More than one page (256) of streams, and of consumers on one stream.
+        const creations: Promise<unknown>[] = [];
+        for (let i = 0; i < STREAMS; i++) {
+          creations.push(
+            jsm.streams.add({ name: `BULK_${i}`, subjects: [`bulk.${i}`], storage: StorageType.Memory }),
+          );
+        }
+        await Promise.all(creations);
+        await Promise.all(
+          Array.from({ length: CONSUMERS }, (_, i) =>
+            jsm.consumers.add("BULK_0", { durable_name: `c${i}`, ack_policy: AckPolicy.Explicit }),
+          ),
+        );
+        await js.publish("bulk.0", "one");
+      },
+    });
+    ({ daemon } = org);
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   it("reads every page of streams and consumers", async () => {
     await pollOk(daemon);

@@ -1,28 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Daemon } from "../../src/daemon.js";
-import { startTestDaemon } from "../helpers/daemon.js";
+import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
-import { createReferenceTopology } from "../helpers/topology.js";
 
 describe("daemon skeleton", () => {
-  let server: NatsServerProcess;
-  let nc: NatsConnection;
+  let org: TestOrg;
   let daemon: Daemon;
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    await createReferenceTopology(await jetstreamManager(nc), { roles: ["ceo", "cto", "security"] });
-    daemon = await startTestDaemon(server.url);
+    org = await startTestOrg({ topology: { roles: ["ceo", "cto", "security"] } });
+    daemon = org.daemon;
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   it("connects, polls, and reports itself ready", async () => {
     await daemon.pollNow();

@@ -2,20 +2,17 @@
 // label capped (the first --labels.max-values types are kept, later ones count as `other` and in
 // orgwatch_label_overflow_total), completion signals handed to the task model, refused events counted.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Daemon } from "../../src/daemon.js";
 import type { CompletionSignal } from "../../src/model/tasks.js";
-import { startTestDaemon } from "../helpers/daemon.js";
+import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
-import { createReferenceTopology } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
 
 const MAX_VALUES = 3;
 
 describe("organization events", () => {
-  let server: NatsServerProcess;
+  let org: TestOrg;
   let nc: NatsConnection;
   let daemon: Daemon;
   const encoder = new TextEncoder();
@@ -45,18 +42,16 @@ describe("organization events", () => {
     );
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    await createReferenceTopology(await jetstreamManager(nc), { roles: ["ceo", "cto"] });
-    daemon = await startTestDaemon(server.url, { "labels.max-values": MAX_VALUES });
-    await daemon.started;
-    await daemon.pollNow();
+    org = await startTestOrg({
+      topology: { roles: ["ceo", "cto"] },
+      settings: { "labels.max-values": MAX_VALUES },
+      firstPoll: true,
+    });
+    ({ nc, daemon } = org);
   });
   afterAll(async () => {
     vi.restoreAllMocks();
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
+    await org?.stop();
   });
 
   it("counts events by type and role, capping types: the rest are `other` and overflow", async () => {

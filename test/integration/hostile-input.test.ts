@@ -5,15 +5,14 @@
 // memory and series count must stay bounded however many distinct values arrive.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Daemon } from "../../src/daemon.js";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
-import { startTestDaemon } from "../helpers/daemon.js";
+import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { captureLog, type CapturedLog } from "../helpers/log-capture.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
-import { createReferenceTopology } from "../helpers/topology.js";
+import { prng } from "../helpers/prng.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CAP = 20;
@@ -28,17 +27,6 @@ function heapMb(): number {
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 
-/** A deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = prng(0x0c0ffee);
 
 /** Random bytes that can never be JSON: the first byte is not valid UTF-8. */
@@ -69,26 +57,23 @@ function total(m: Scrape, name: string, labels: Record<string, string> = {}): nu
 }
 
 describe("hostile input", () => {
-  let server: NatsServerProcess;
+  let org: TestOrg;
   let nc: NatsConnection;
   let js: JetStreamClient;
   let daemon: Daemon;
   let captured: CapturedLog;
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-    js = jetstream(nc);
-    await createReferenceTopology(await jetstreamManager(nc), { roles: ["ceo", "cto"] });
     captured = captureLog("info");
-    daemon = await startTestDaemon(server.url, { "labels.max-values": CAP }, { log: captured.log });
-    await daemon.pollNow();
+    org = await startTestOrg({
+      topology: { roles: ["ceo", "cto"] },
+      settings: { "labels.max-values": CAP },
+      daemon: { log: captured.log },
+      firstPoll: true,
+    });
+    ({ nc, js, daemon } = org);
   });
-  afterAll(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => org?.stop());
 
   /** Publishes in chunks, waiting after each for orgwatch to have taken every message in. */
   async function send(

@@ -14,22 +14,11 @@ import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-p
 import { spawnOrgwatch } from "../helpers/cli.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { advisoriesDrained, readStream } from "../helpers/poison.js";
+import { prng } from "../helpers/prng.js";
 import { waitFor } from "../helpers/wait.js";
 
 const KILLS = 3;
 const SEED = 0x5eed;
-
-/** A deterministic PRNG (mulberry32): the kill points of a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ExportedSpan {
   traceId: string;

@@ -4,47 +4,12 @@ import { describe, expect, it } from "vitest";
 import { configWith } from "../../src/config/load.js";
 import { registerDeadLetterMetrics } from "../../src/exporters/metrics/deadletters.js";
 import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
-import type { ConsumerState, PollResult } from "../../src/model/jetstream.js";
+import type { ConsumerState } from "../../src/model/jetstream.js";
 import { Organization } from "../../src/model/organization.js";
+import { consumerState, pollResult } from "../helpers/jetstream-fixtures.js";
 
-function consumer(stream: string, name: string, role: string): ConsumerState {
-  return {
-    stream,
-    name,
-    kind: "tasks",
-    role,
-    filterSubjects: [],
-    deliverGroup: undefined,
-    ackPolicy: "explicit",
-    durable: true,
-    sampleFrequency: "",
-    pending: 0,
-    ackPending: 0,
-    redelivered: 0,
-    waitingPulls: 0,
-    deliveredStreamSequence: 0,
-    deliveredConsumerSequence: 0,
-    ackFloorStreamSequence: 0,
-    ackFloorConsumerSequence: 0,
-    createdMs: 1,
-    lastDeliveryMs: undefined,
-    lastAckMs: undefined,
-    ackWaitMs: 1_800_000,
-    maxDeliver: 3,
-    oldestUnackedSequence: undefined,
-    oldestUnackedMs: undefined,
-    status: "ok",
-  };
-}
-
-function poll(consumers: ConsumerState[]): PollResult {
-  return {
-    at: 1,
-    streams: new Map(),
-    consumers: new Map(consumers.map((c) => [`${c.stream}/${c.name}`, c])),
-    requests: 0,
-  };
-}
+const consumer = (stream: string, name: string, role: string) => consumerState(stream, name, { role });
+const poll = (consumers: ConsumerState[]) => pollResult(1, [], consumers);
 
 const lines = (text: string) => text.split("\n").filter((l) => l.includes("deadletter_messages"));
 
