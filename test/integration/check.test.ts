@@ -278,6 +278,7 @@ describe("orgwatch check --check.rate-interval", () => {
       while (working) {
         const m = await consumer.next({ expires: 1000 });
         m?.ack();
+        // The agent's pace (workload, not synchronisation).
         await new Promise((r) => setTimeout(r, 100));
       }
     })();

@@ -148,6 +148,8 @@ describe("simulated organization", () => {
   it("stops cleanly", async () => {
     await org.stop();
     const before = (await jsm.streams.info("AGENT_MARKETING_TASKS")).state.messages;
+    // Not synchronisation: an observation window for an absence (a stopped simulator publishes
+    // nothing more).
     await new Promise((r) => setTimeout(r, 500));
     expect((await jsm.streams.info("AGENT_MARKETING_TASKS")).state.messages).toBe(before);
   });
