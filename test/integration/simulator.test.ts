@@ -5,7 +5,7 @@ import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assignments, chainedTask, roster, type TaskMessage } from "../../src/demo/plan.js";
 import { startSimulatedOrganization, type SimulatedOrganization } from "../../src/demo/simulator.js";
-import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
+import { freePort, startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { waitFor } from "../helpers/wait.js";
 
 const SEED = 11;
@@ -24,8 +24,11 @@ describe("simulated organization", () => {
   const naked: { taskId: string; delivery: number }[] = [];
   const published: { role: string; task: TaskMessage; seq: number }[] = [];
 
+  let monitorPort: number;
+
   beforeAll(async () => {
-    server = await startNatsServer();
+    monitorPort = await freePort();
+    server = await startNatsServer({ args: ["-m", String(monitorPort)] });
     nc = await connect({ servers: server.url });
     jsm = await jetstreamManager(nc);
     nc.subscribe("genbrain.agents.*.status", {
@@ -145,12 +148,18 @@ describe("simulated organization", () => {
     expect(acked).not.toContain("finance");
   });
 
-  it("stops cleanly", async () => {
+  it("stops cleanly: its connection is gone from the server, so nothing more can be published", async () => {
+    const simulatorConnections = async () => {
+      const connz = (await (await fetch(`http://127.0.0.1:${monitorPort}/connz`)).json()) as {
+        connections?: { name?: string }[];
+      };
+      return (connz.connections ?? []).filter((c) => c.name === "orgwatch-simulator").length;
+    };
+    expect(await simulatorConnections()).toBe(1);
     await org.stop();
-    const before = (await jsm.streams.info("AGENT_MARKETING_TASKS")).state.messages;
-    // Not synchronisation: an observation window for an absence (a stopped simulator publishes
-    // nothing more).
-    await new Promise((r) => setTimeout(r, 500));
-    expect((await jsm.streams.info("AGENT_MARKETING_TASKS")).state.messages).toBe(before);
+    await waitFor(async () => (await simulatorConnections()) === 0, {
+      timeoutMs: 5_000,
+      what: "the simulator's connection closed",
+    });
   });
 });
