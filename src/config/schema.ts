@@ -91,6 +91,20 @@ export const SETTINGS = [
 
   // Dead letters and advisories
   {
+    key: "unrouted.subscribe",
+    type: "boolean",
+    description:
+      "subscribe to {prefix}.agents.*.tasks and .inbox to count messages no stream stores (a publisher's js.publish to such a subject then times out instead of failing at once with no responders; see docs/lost-work.md)",
+    default: "true",
+  },
+  {
+    key: "lost.api-audit",
+    type: "boolean",
+    description:
+      "listen to JetStream API audit advisories to tell purges and deletes apart exactly (the server then sends orgwatch one advisory per API call)",
+    default: "true",
+  },
+  {
     key: "deadletter.route",
     type: "boolean",
     description: "copy messages that exhausted max-deliver to the dead-letter subject",
@@ -158,6 +172,13 @@ export const SETTINGS = [
     description:
       "a task published to a completed parent's on_complete.publish_to within this window is its inferred child",
     default: "5m",
+  },
+  {
+    key: "chains.next-window",
+    type: "duration",
+    description:
+      "a completed task whose on_complete names a next step, and no task arrives on that subject within this window: a broken chain link (next_missing)",
+    default: "10m",
   },
   {
     key: "chains.task-timeout",

@@ -25,7 +25,7 @@ import { otelTraceSettings } from "../logic/otel-env.js";
 import { isSampled } from "../logic/task-trace.js";
 import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
-import type { TaskRecord } from "../model/tasks.js";
+import type { TaskRecord } from "../model/tasks/index.js";
 import { VERSION } from "../version.js";
 
 export interface TraceExporter {

@@ -13,7 +13,7 @@
 import { EventEmitter } from "node:events";
 import { lagOf } from "../logic/consumer-status.js";
 import { consumerKey, type PollResult } from "./jetstream.js";
-import type { StreamMessageRef } from "./tasks.js";
+import type { StreamMessageRef } from "./tasks/index.js";
 
 /** A floor that passed more broadcasts than this in one poll is observed for its latest ones only. */
 const MAX_OBSERVED_PER_POLL = 1000;

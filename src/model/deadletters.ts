@@ -2,7 +2,7 @@
 // Written by sources/advisories.ts; read by exporters/metrics/deadletters.ts.
 import { EventEmitter } from "node:events";
 import { consumerKey, type PollResult } from "./jetstream.js";
-import type { StreamMessageRef } from "./tasks.js";
+import type { StreamMessageRef } from "./tasks/index.js";
 
 /** The labels a consumer's counters are exported with. */
 export interface ConsumerLabels {

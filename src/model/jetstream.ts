@@ -21,6 +21,13 @@ export interface StreamState {
   /** Limits on what the stream keeps; -1 = unlimited. */
   readonly maxMsgs: number;
   readonly maxBytes: number;
+  readonly maxMsgsPerSubject: number;
+  /** Stored time of the first message (epoch ms), when the stream holds any. */
+  readonly firstMs: number | undefined;
+  /** How many sequences inside [first, last] were deleted (interior gaps). */
+  readonly numDeleted: number;
+  /** Those sequences, ascending, read when numDeleted > 0 (one STREAM.INFO when it changes). */
+  readonly deleted: readonly number[] | undefined;
   /** The JetStream cluster holding the stream; undefined when the server is not clustered. */
   readonly cluster: string | undefined;
   /** Direct get enabled: message reads go to any replica, not the leader's API. */
@@ -79,6 +86,9 @@ export interface PollResult {
   readonly consumers: ReadonlyMap<string, ConsumerState>;
   /** JetStream API requests the poll sent. */
   readonly requests: number;
+  /** The server that answered (its id changes when it restarts), and its version. */
+  readonly serverId?: string;
+  readonly serverVersion?: string;
 }
 
 export function consumerKey(stream: string, consumer: string): string {

@@ -7,11 +7,14 @@ import { DeadLettersModel } from "./deadletters.js";
 import { ExporterHealth } from "./exporter-health.js";
 import { FindingsModel } from "./findings.js";
 import { JetStreamModel } from "./jetstream.js";
-import { TasksModel } from "./tasks.js";
+import { LostWorkModel } from "./lost-work.js";
+import { TasksModel } from "./tasks/index.js";
 
 export class Organization {
   readonly health = new ExporterHealth();
   readonly jetstream = new JetStreamModel();
+  /** Listens to polls before the task model: it names the lost tasks the task model then ends. */
+  readonly lostWork = new LostWorkModel();
   readonly agents: AgentsModel;
   readonly broadcasts = new BroadcastsModel();
   readonly deadLetters = new DeadLettersModel();
@@ -26,8 +29,11 @@ export class Organization {
         taskTimeoutMs: config["chains.task-timeout"],
         retentionMs: config["chains.retention"],
         maxTasks: config["chains.max-tasks"],
+        nextWindowMs: config["chains.next-window"],
       },
       this.jetstream,
     );
+    this.lostWork.attachTasks(this.tasks);
+    this.jetstream.prependListener("polled", (result) => this.lostWork.applyPoll(result));
   }
 }

@@ -29,7 +29,7 @@ import {
   type AckSample,
   type ConsumerAdvisory,
 } from "../logic/advisory.js";
-import type { SignalOutcome, StreamMessageRef } from "../model/tasks.js";
+import type { SignalOutcome, StreamMessageRef } from "../model/tasks/index.js";
 import { ConsumerDirectory } from "./consumer-directory.js";
 import { DeadLetterRouter } from "./deadletter-router.js";
 import { invalidReporter } from "./invalid-input.js";

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../log.js";
-import type { TaskRecord, TasksModel } from "../model/tasks.js";
+import type { TaskRecord, TasksModel } from "../model/tasks/index.js";
 import type { SourceContext } from "./source.js";
 
 const SAFE_KEY = /^[A-Za-z0-9_-]{1,200}$/;

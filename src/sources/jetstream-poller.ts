@@ -13,6 +13,7 @@ import { NoRespondersError } from "@nats-io/transport-node";
 import type { ConsumerConfig, ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
+import { keepsDeadRedeliveredEntry } from "../logic/server-version.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
 import { isOwnStream, OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
 import { createTimeSlicer } from "./time-slicer.js";
@@ -91,6 +92,10 @@ function toStreamState(prefix: string, si: StreamInfo): StreamState {
     maxAgeMs: (si.config.max_age ?? 0) / NS_PER_MS,
     maxMsgs: si.config.max_msgs ?? -1,
     maxBytes: si.config.max_bytes ?? -1,
+    maxMsgsPerSubject: si.config.max_msgs_per_subject ?? -1,
+    firstMs: si.state.messages > 0 ? timeMs(si.state.first_ts) : undefined,
+    numDeleted: si.state.num_deleted ?? 0,
+    deleted: undefined,
     cluster: si.cluster?.name,
     allowDirect: si.config.allow_direct === true,
   };
@@ -171,6 +176,45 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       return items as unknown as NonNullable<ListPage[K]>;
     }
 
+    /**
+     * The deleted sequences (interior gaps) of streams that have some: carried from the last poll
+     * while the gaps stay the same, else one STREAM.INFO with deleted_details (lost work needs them:
+     * a deleted message is gone as surely as an expired one).
+     */
+    async function readDeletedSequences(
+      streams: Map<string, StreamState>,
+      before: ReadonlyMap<string, StreamState> | undefined,
+    ): Promise<void> {
+      await Promise.all(
+        [...streams.values()].map(async (s) => {
+          if (s.numDeleted === 0 || s.consumers === 0) return;
+          const last = before?.get(s.name);
+          if (
+            last?.deleted !== undefined &&
+            last.numDeleted === s.numDeleted &&
+            last.firstSequence === s.firstSequence
+          ) {
+            streams.set(s.name, { ...s, deleted: last.deleted });
+            return;
+          }
+          const info = await limit(async () => {
+            requests++;
+            const subject = `${apiPrefix}.STREAM.INFO.${s.name}`;
+            const msg = await nc.request(subject, encoder.encode(JSON.stringify({ deleted_details: true })), {
+              timeout,
+            });
+            return JSON.parse(decoder.decode(msg.data)) as {
+              state?: { deleted?: number[] };
+              error?: ApiErrorReply;
+            };
+          });
+          if (info.error || !info.state) return;
+          const deleted = [...(info.state.deleted ?? [])].sort((a, b) => a - b);
+          streams.set(s.name, { ...s, deleted });
+        }),
+      );
+    }
+
     /** The first message at or after `seq` on `filter`: its sequence and stored time. */
     async function readNext(
       stream: StreamState,
@@ -213,27 +257,59 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       return pending;
     }
 
-    /** The oldest unacknowledged message of a consumer: the first of its filter after its ack floor. */
-    async function oldestUnacked(stream: StreamState, ci: ConsumerInfo): Promise<StoredTime | undefined> {
+    /** The first message of `filter` at or after `seq` that is not one of `dead`. */
+    async function readNextLive(
+      stream: StreamState,
+      seq: number,
+      filter: string,
+      dead: ReadonlySet<number>,
+    ): Promise<{ live: StoredTime | undefined; skipped: boolean }> {
+      let from = seq;
+      let skipped = false;
+      for (let i = 0; i <= dead.size; i++) {
+        const m = await readNext(stream, from, filter);
+        if (!m || !dead.has(m.seq)) return { live: m, skipped };
+        skipped = true;
+        from = m.seq + 1;
+      }
+      return { live: undefined, skipped };
+    }
+
+    /**
+     * The oldest unacknowledged message of a consumer: the first of its filter after its ack floor,
+     * passing over messages orgwatch saw dead-lettered (nats-server up to 2.12.8 may hold the floor
+     * below one). `heldByDead`: the floor is held by such a message.
+     */
+    async function oldestUnacked(
+      stream: StreamState,
+      ci: ConsumerInfo,
+    ): Promise<{ oldest: StoredTime | undefined; heldByDead: boolean }> {
       const floor = ci.ack_floor.stream_seq;
       const lag = ci.num_pending + ci.num_ack_pending;
       // Nothing waits, except possibly (2.9) a delivered message that exhausted max-deliver, which
       // keeps the floor below the delivered sequence with lag 0.
-      if (lag === 0 && floor >= ci.delivered.stream_seq) return undefined;
+      if (lag === 0 && floor >= ci.delivered.stream_seq) return { oldest: undefined, heldByDead: false };
+      const dead = new Set<number>(
+        org.lostWork.deadSequences(stream.name, ci.name).filter((seq) => seq > floor),
+      );
       const filters = filterSubjectsOf(ci.config);
       const found = await Promise.all(
-        (filters.length > 0 ? filters : [">"]).map((f) => readNext(stream, floor + 1, f)),
+        (filters.length > 0 ? filters : [">"]).map((f) => readNextLive(stream, floor + 1, f, dead)),
       );
       let oldest: StoredTime | undefined;
-      for (const m of found) if (m && (!oldest || m.seq < oldest.seq)) oldest = m;
-      if (lag === 0 && oldest && oldest.seq > ci.delivered.stream_seq) return undefined;
-      return oldest;
+      let heldByDead = false;
+      for (const { live, skipped } of found) {
+        heldByDead ||= skipped && (live === undefined || live.seq > floor + 1);
+        if (live && (!oldest || live.seq < oldest.seq)) oldest = live;
+      }
+      if (lag === 0 && oldest && oldest.seq > ci.delivered.stream_seq) oldest = undefined;
+      return { oldest, heldByDead };
     }
 
     function toConsumerState(
       stream: StreamState,
       ci: ConsumerInfo,
-      oldest: StoredTime | undefined,
+      { oldest, heldByDead }: { oldest: StoredTime | undefined; heldByDead: boolean },
     ): ConsumerState {
       const cfg = ci.config;
       const filterSubjects = filterSubjectsOf(cfg);
@@ -242,6 +318,16 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       const ackWaitMs = (cfg.ack_wait ?? 30_000 * NS_PER_MS) / NS_PER_MS;
       const lastAckMs = timeMs(ci.ack_floor.last_active);
       const createdMs = timeMs(ci.created);
+      // A floor held by a dead letter says nothing of the live work: its progress is then the
+      // acks of the rest (deliveries less those waiting), and the floor the live work's own.
+      const floorStream = heldByDead
+        ? (oldest?.seq ?? ci.delivered.stream_seq + 1) - 1
+        : ci.ack_floor.stream_seq;
+      const floorConsumer = heldByDead
+        ? ci.delivered.consumer_seq - ci.num_ack_pending
+        : ci.ack_floor.consumer_seq;
+      const dead = org.lostWork.deadSequences(stream.name, ci.name);
+      const redelivered = keepsDeadEntry ? Math.max(0, ci.num_redelivered - dead.length) : ci.num_redelivered;
       const history = observe(
         histories.get(key),
         {
@@ -249,8 +335,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           pending: ci.num_pending,
           ackPending: ci.num_ack_pending,
           deliveredConsumerSequence: ci.delivered.consumer_seq,
-          ackFloorStreamSequence: ci.ack_floor.stream_seq,
-          ackFloorConsumerSequence: ci.ack_floor.consumer_seq,
+          ackFloorStreamSequence: floorStream,
+          ackFloorConsumerSequence: floorConsumer,
           lastAckMs,
           createdMs,
           oldestUnackedMs: oldest?.ms,
@@ -271,7 +357,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         sampleFrequency: cfg.sample_freq ?? "",
         pending: ci.num_pending,
         ackPending: ci.num_ack_pending,
-        redelivered: ci.num_redelivered,
+        redelivered,
         waitingPulls: ci.num_waiting,
         deliveredStreamSequence: ci.delivered.stream_seq,
         deliveredConsumerSequence: ci.delivered.consumer_seq,
@@ -289,6 +375,9 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
     }
 
     const nextHistories = new Map<string, ConsumerHistory>();
+    const serverId = nc.info?.server_id;
+    const serverVersion = nc.info?.version;
+    const keepsDeadEntry = keepsDeadRedeliveredEntry(serverVersion);
     try {
       // While disconnected, requests would wait out their timeout in the client's buffer: fail now,
       // so that the failure is visible at once and polls do not pile up behind it.
@@ -299,6 +388,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       for (const si of await listAll(streamList, "streams")) {
         if (!isOwnStream(si.config.name, config)) streams.set(si.config.name, toStreamState(prefix, si));
       }
+      await readDeletedSequences(streams, previous?.streams);
       const consumers = new Map<string, ConsumerState>();
       let carried = 0;
       const carry = (key: string) => {
@@ -369,7 +459,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       }
       reads = settled;
       histories = nextHistories;
-      const result: PollResult = { at: started, streams, consumers, requests };
+      const result: PollResult = { at: started, streams, consumers, requests, serverId, serverVersion };
       // The last consumer-list replies arrive in bursts handled back to back: let the loop breathe
       // before the model's listeners, which then run one per turn.
       await new Promise<void>((resolve) => setImmediate(resolve));

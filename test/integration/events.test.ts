@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Daemon } from "../../src/daemon.js";
-import type { CompletionSignal } from "../../src/model/tasks.js";
+import type { CompletionSignal } from "../../src/model/tasks/index.js";
 import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { waitFor } from "../helpers/wait.js";

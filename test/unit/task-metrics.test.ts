@@ -5,7 +5,7 @@ import { configWith } from "../../src/config/load.js";
 import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
 import { registerTaskMetrics } from "../../src/exporters/metrics/tasks.js";
 import { Organization } from "../../src/model/organization.js";
-import type { ObservedTask } from "../../src/model/tasks.js";
+import type { ObservedTask } from "../../src/model/tasks/index.js";
 import { pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 import { parseScrape } from "../helpers/metrics.js";
 

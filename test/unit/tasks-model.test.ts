@@ -1,7 +1,12 @@
 // The task model on its own: poll results and signals in, lifecycle, links and chain ends out.
 import { describe, expect, it } from "vitest";
 import { JetStreamModel, type ConsumerState, type PollResult } from "../../src/model/jetstream.js";
-import { TasksModel, type ChainSummary, type ObservedTask, type TaskRecord } from "../../src/model/tasks.js";
+import {
+  TasksModel,
+  type ChainSummary,
+  type ObservedTask,
+  type TaskRecord,
+} from "../../src/model/tasks/index.js";
 import type { TaskMessage } from "../../src/logic/task-message.js";
 import { chainTraceId, taskSpanId } from "../../src/logic/task-trace.js";
 import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
@@ -10,7 +15,13 @@ const STREAM = "AGENT_CTO_TASKS";
 const SUBJECT = "genbrain.agents.cto.tasks";
 /** The model's own timers use the real clock: the workload's times are offsets from now. */
 const T0 = Date.now();
-const SETTINGS = { inferWindowMs: 60_000, taskTimeoutMs: 3_600_000, maxTasks: 1000, retentionMs: 86_400_000 };
+const SETTINGS = {
+  inferWindowMs: 60_000,
+  taskTimeoutMs: 3_600_000,
+  maxTasks: 1000,
+  retentionMs: 86_400_000,
+  nextWindowMs: 600_000,
+};
 
 function consumer(over: Partial<ConsumerState>): ConsumerState {
   return consumerState(STREAM, "cto-worker", { role: "cto", ackWaitMs: 30_000, ...over });

@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram } from "prom-client";
 import { LabelCap } from "../../logic/label-cap.js";
 import { SLA_KINDS } from "../../logic/sla.js";
 import type { Organization } from "../../model/organization.js";
-import type { TaskRecord } from "../../model/tasks.js";
+import type { TaskRecord } from "../../model/tasks/index.js";
 import { AGENT_LATENCY_BUCKETS, type MetricsRegistry } from "./registry.js";
 
 const CHAIN_STEP_BUCKETS = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20];

@@ -1,0 +1,282 @@
+// Chain linking: which task caused which (traceparent, parent_task_id, or inferred from on_complete),
+// the span ids that follow from it, and when a chain has ended. Works on the task store shared
+// with the lifecycle (lifecycle.ts), which calls in at insert, settle and forget.
+import { inferParent, type InferenceCandidate } from "../../logic/chain-link.js";
+import { chainTraceId, taskSpanId } from "../../logic/task-trace.js";
+import type { JetStreamModel } from "../jetstream.js";
+import {
+  MAX_DEPTH,
+  type ChainSummary,
+  type SpanIds,
+  type TaskRecord,
+  type TasksSettings,
+} from "./records.js";
+import type { TaskStore } from "./store.js";
+
+export class ChainLinks {
+  /** Task ids by the on_complete subject they publish their follow-up to (inference candidates). */
+  private readonly byPublishTo = new Map<string, Set<string>>();
+  /** Open tasks whose link is not decided yet, by subject (the follow-ups inference may still link). */
+  private readonly undecided = new Map<string, Set<string>>();
+  /** Exported tasks whose chain-end evaluation is still to do. */
+  readonly chainPending = new Set<string>();
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly settings: TasksSettings,
+    private readonly jetstream: JetStreamModel | undefined,
+    private readonly chainFinished: (chain: ChainSummary) => void,
+  ) {}
+
+  /** A task entered the store (observed, or restored). */
+  added(task: TaskRecord): void {
+    if (task.onCompletePublishTo) {
+      let set = this.byPublishTo.get(task.onCompletePublishTo);
+      if (!set) this.byPublishTo.set(task.onCompletePublishTo, (set = new Set()));
+      set.add(task.taskId);
+    }
+    if (!task.exported && !task.linkDecided) {
+      let set = this.undecided.get(task.subject);
+      if (!set) this.undecided.set(task.subject, (set = new Set()));
+      set.add(task.taskId);
+    } else if (!task.chainChecked) this.chainPending.add(task.taskId);
+    // An explicit link to a known parent on its on_complete subject is that parent's follow-up.
+    if (task.parentTaskId) this.noteFollowUp(task.parentTaskId, task);
+  }
+
+  /** A task left the store. */
+  removed(task: TaskRecord): void {
+    this.chainPending.delete(task.taskId);
+    this.undecided.get(task.subject)?.delete(task.taskId);
+    if (task.onCompletePublishTo) {
+      const set = this.byPublishTo.get(task.onCompletePublishTo);
+      set?.delete(task.taskId);
+      if (set?.size === 0) this.byPublishTo.delete(task.onCompletePublishTo);
+    }
+  }
+
+  /** Undecided open tasks on a subject: follow-ups a task completing with that on_complete may link. */
+  undecidedOn(subject: string): Iterable<string> {
+    return this.undecided.get(subject) ?? [];
+  }
+
+  private noteFollowUp(parentId: string, child: TaskRecord): void {
+    const parent = this.store.tasks.get(parentId);
+    if (parent && parent.onCompletePublishTo === child.subject && !parent.followUpKnown) {
+      parent.followUpKnown = true;
+      this.store.markDirty(parent);
+    }
+  }
+
+  private setLinkDecided(task: TaskRecord): void {
+    task.linkDecided = true;
+    const set = this.undecided.get(task.subject);
+    set?.delete(task.taskId);
+    if (set?.size === 0) this.undecided.delete(task.subject);
+  }
+
+  /**
+   * A task, or one of its ancestors, names a parent (parent_task_id) orgwatch has not seen. That
+   * parent was published before the task naming it, so it may still come from a task stream not
+   * read that far yet: a reader catching up after a restart, or one started later. The span waits
+   * (fixing its ids now would take the parent as the chain's first task and put the chain in two
+   * traces) until every task stream has been read through that publication, or for
+   * chains.task-timeout at most.
+   */
+  parentMayStillBeRead(task: TaskRecord, nowMs: number): boolean {
+    let t = task;
+    for (let depth = 0; depth < MAX_DEPTH; depth++) {
+      // Ids fixed, or a trace joined from traceparent: what is above does not change them.
+      if (t.ids || t.traceparent) return false;
+      const parentId = t.parentTaskId ?? t.inferredParentId;
+      if (parentId === undefined) return false;
+      const parent = this.store.tasks.get(parentId);
+      if (!parent)
+        return nowMs - t.publishedMs <= this.settings.taskTimeoutMs && !this.readThrough(t.publishedMs);
+      if (parent === task) return false; // a cycle
+      t = parent;
+    }
+    return false;
+  }
+
+  /** Every task stream has been read through what was stored before `ms` (stored time). */
+  private readThrough(ms: number): boolean {
+    if (!this.jetstream) return true;
+    const poll = this.jetstream.current;
+    if (!poll) return false; // which task streams there are is not known yet
+    for (const stream of poll.streams.values()) {
+      if (stream.kind !== "tasks") continue;
+      const p = this.store.progress.get(stream.name);
+      // A message stored at or after `ms` was read: so was everything before it.
+      if (p && p.throughMs >= ms) continue;
+      // Nothing was left to read at a moment after `ms`.
+      if (p?.atEnd && p.readAtMs >= ms) continue;
+      // A poll after `ms` saw the stream end where this process's reading is.
+      if (poll.at >= ms && (this.store.cursor(stream.name) ?? 0) >= stream.lastSequence) continue;
+      return false;
+    }
+    return true;
+  }
+
+  decideInference(task: TaskRecord, nowMs: number, final: boolean): void {
+    const ids = this.byPublishTo.get(task.subject);
+    const candidates: InferenceCandidate[] = [];
+    for (const id of ids ?? []) {
+      const c = this.store.tasks.get(id);
+      if (!c || c.taskId === task.taskId) continue;
+      // Never a candidate again: its follow-up is accounted for, it did not complete, or it
+      // completed too long before this task for any later one on this subject (one stream, read in
+      // order) to fall within the window of it.
+      const stale =
+        c.followUpKnown ||
+        c.followUpClaimed === true ||
+        (c.doneMs !== undefined &&
+          (c.outcome !== "completed" || c.doneMs + 2 * this.settings.inferWindowMs < task.publishedMs));
+      if (stale) {
+        ids?.delete(id);
+        continue;
+      }
+      candidates.push({
+        taskId: c.taskId,
+        onCompletePublishTo: c.onCompletePublishTo,
+        publishedMs: c.publishedMs,
+        doneMs: c.doneMs,
+        completed: c.outcome === "completed",
+        followUpKnown: c.followUpKnown || c.followUpClaimed === true,
+      });
+    }
+    const decision = inferParent(task, candidates, this.settings.inferWindowMs, nowMs, final);
+    if (decision.kind === "wait") return;
+    this.setLinkDecided(task);
+    if (decision.kind === "ambiguous") {
+      for (const id of decision.candidateTaskIds) {
+        const c = this.store.tasks.get(id);
+        if (c) {
+          c.followUpClaimed = true;
+          this.store.markDirty(c);
+        }
+      }
+    }
+    if (decision.kind === "link" && !this.isAncestor(task.taskId, decision.parentTaskId)) {
+      task.link = "inferred";
+      task.inferredParentId = decision.parentTaskId;
+      this.noteFollowUp(decision.parentTaskId, task);
+    }
+    this.store.markDirty(task);
+  }
+
+  /** Whether `ancestorId` is `taskId` itself or above it (an inferred link must not make a cycle). */
+  private isAncestor(ancestorId: string, taskId: string): boolean {
+    let current: string | undefined = taskId;
+    for (let i = 0; current !== undefined && i < MAX_DEPTH; i++) {
+      if (current === ancestorId) return true;
+      const t = this.store.tasks.get(current);
+      current = t?.parentTaskId ?? t?.inferredParentId;
+    }
+    return false;
+  }
+
+  /**
+   * A task's span ids. The trace is its chain's: the `traceparent`'s when the task carries one, else
+   * its parent's, else its own (a chain's first task). A parent orgwatch never saw is treated as
+   * the first task of the chain, which is what its own span would have been. With `freeze`, the ids
+   * (and its ancestors') are fixed for good: exported spans never move to another trace.
+   */
+  resolveIds(task: TaskRecord, freeze: boolean, depth: number): SpanIds {
+    if (task.ids) return task.ids;
+    const spanId = taskSpanId(task.taskId);
+    let ids: SpanIds;
+    const parentId = task.parentTaskId ?? task.inferredParentId;
+    if (task.traceparent) {
+      ids = {
+        traceId: task.traceparent.traceId,
+        spanId,
+        parentSpanId: task.traceparent.spanId,
+        rootTaskId: task.taskId,
+        depth: 0,
+        parentSampled: task.traceparent.sampled,
+      };
+    } else if (parentId !== undefined && depth < MAX_DEPTH) {
+      const parent = this.store.tasks.get(parentId);
+      if (parent && !this.isAncestor(task.taskId, parentId)) {
+        const p = this.resolveIds(parent, freeze, depth + 1);
+        ids = { ...p, spanId, parentSpanId: p.spanId, depth: p.depth + 1 };
+      } else {
+        ids = {
+          traceId: chainTraceId(parentId),
+          spanId,
+          parentSpanId: taskSpanId(parentId),
+          rootTaskId: parentId,
+          depth: 1,
+          parentSampled: undefined,
+        };
+      }
+    } else {
+      ids = {
+        traceId: chainTraceId(task.taskId),
+        spanId,
+        parentSpanId: undefined,
+        rootTaskId: task.taskId,
+        depth: 0,
+        parentSampled: undefined,
+      };
+    }
+    if (freeze) {
+      task.ids = ids;
+      // Its link can no longer change, or descendants' spans would be in another trace than its own.
+      this.setLinkDecided(task);
+      this.store.markDirty(task);
+    }
+    return ids;
+  }
+
+  /**
+   * A chain ends at an exported task that has no follow-up to wait for: it failed, it has no
+   * on_complete, or its on_complete follow-up did not appear within the inference window. Then
+   * the chain's duration (first task published → this one ended) and steps are observed, once per
+   * chain.
+   */
+  checkChainEnds(nowMs: number): void {
+    if (this.chainPending.size === 0) return;
+    // Latest publication of an undecided open task per subject: a follow-up that may still be inferred.
+    const undecided = new Map<string, number>();
+    for (const id of this.store.open) {
+      const t = this.store.tasks.get(id);
+      if (t && !t.linkDecided)
+        undecided.set(t.subject, Math.max(undecided.get(t.subject) ?? 0, t.publishedMs));
+    }
+    for (const id of this.chainPending) {
+      const task = this.store.tasks.get(id);
+      if (!task || task.chainChecked || !task.ids) {
+        this.chainPending.delete(id);
+        continue;
+      }
+      if (task.outcome === "completed" && task.onCompletePublishTo) {
+        if (task.followUpKnown) {
+          task.chainChecked = true;
+          this.chainPending.delete(id);
+          continue;
+        }
+        const mayFollow = (undecided.get(task.onCompletePublishTo) ?? 0) > task.publishedMs;
+        if (nowMs <= (task.doneMs ?? 0) + this.settings.inferWindowMs || mayFollow) continue;
+      }
+      task.chainChecked = true;
+      this.chainPending.delete(id);
+      this.store.markDirty(task);
+      const root = this.store.tasks.get(task.ids.rootTaskId);
+      if (root?.chainClosed) continue;
+      if (root) {
+        root.chainClosed = true;
+        this.store.markDirty(root);
+      }
+      const startMs = root?.publishedMs ?? task.publishedMs;
+      this.chainFinished({
+        rootTaskId: task.ids.rootTaskId,
+        lastTaskId: task.taskId,
+        traceId: task.ids.traceId,
+        durationSeconds: Math.max(0, ((task.doneMs ?? nowMs) - startMs) / 1000),
+        steps: task.ids.depth + 1,
+      });
+    }
+  }
+}
