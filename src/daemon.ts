@@ -12,6 +12,7 @@ import { registerAgentMetrics } from "./exporters/metrics/agents.js";
 import { registerBroadcastMetrics } from "./exporters/metrics/broadcasts.js";
 import { registerDeadLetterMetrics } from "./exporters/metrics/deadletters.js";
 import { registerTaskMetrics } from "./exporters/metrics/tasks.js";
+import { registerLostWorkMetrics } from "./exporters/metrics/lost-work.js";
 import { registerFindingMetrics } from "./exporters/metrics/findings.js";
 import { startTraceExporter, type TraceExporter } from "./exporters/traces.js";
 import { startHttpServer, type HttpServer } from "./exporters/http.js";
@@ -21,6 +22,8 @@ import { startOrgEvents } from "./sources/org-events.js";
 import { startBroadcastAcks } from "./sources/broadcast-acks.js";
 import { startAdvisories } from "./sources/advisories.js";
 import { startTaskObserver } from "./sources/task-observer.js";
+import { startApiAudit } from "./sources/api-audit.js";
+import { startUnrouted } from "./sources/unrouted.js";
 import { startFindings } from "./sources/findings.js";
 import { createSourceContext, type RunningSource } from "./sources/source.js";
 
@@ -53,6 +56,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   registerBroadcastMetrics(metrics, org);
   registerDeadLetterMetrics(metrics, org);
   registerTaskMetrics(metrics, org);
+  registerLostWorkMetrics(metrics, org);
   registerFindingMetrics(metrics, org);
   const traces: TraceExporter = startTraceExporter(org, config, log, options.spanExporter);
 
@@ -68,6 +72,8 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     // Sources that subscribe come first, so nothing published during the first poll is missed.
     sources.push(await startAgentStatus(ctx));
     sources.push(await startOrgEvents(ctx));
+    sources.push(startApiAudit(ctx));
+    sources.push(startUnrouted(ctx));
     sources.push(await startAdvisories(ctx));
     sources.push(await startTaskObserver(ctx));
     sources.push(await startBroadcastAcks(ctx));

@@ -97,6 +97,7 @@ function taskAttributes(task: TaskRecord): Attributes {
     a["orgwatch.task.queue_seconds"] = (task.firstDeliveryMs - task.publishedMs) / 1000;
   if (task.onCompletePublishTo !== undefined) a["orgwatch.on_complete.publish_to"] = task.onCompletePublishTo;
   if (task.outcome === "timeout") a["orgwatch.task.timed_out"] = true;
+  if (task.lostReason !== undefined) a["orgwatch.lost.reason"] = task.lostReason;
   return a;
 }
 
@@ -105,7 +106,7 @@ export function taskSpan(task: TaskRecord, resource: ReadableSpan["resource"]): 
   const ids = task.ids!;
   const startTime = millisToHrTime(task.publishedMs);
   const endTime = millisToHrTime(Math.max(task.doneMs ?? task.publishedMs, task.publishedMs));
-  const failed = task.outcome === "failed" || task.outcome === "dead_letter";
+  const failed = task.outcome === "failed" || task.outcome === "dead_letter" || task.outcome === "lost";
   return {
     name: `${task.role} ${task.type || "task"}`,
     kind: SpanKind.CONSUMER,
@@ -123,6 +124,7 @@ export function taskSpan(task: TaskRecord, resource: ReadableSpan["resource"]): 
       const attributes: Attributes = {};
       if (e.delivery !== undefined) attributes["messaging.nats.delivery_count"] = e.delivery;
       if (e.consumer !== undefined) attributes["messaging.consumer.group.name"] = e.consumer;
+      if (e.reason !== undefined) attributes["orgwatch.lost.reason"] = e.reason;
       return { name: e.name, time: millisToHrTime(e.atMs), attributes };
     }),
     duration: hrTimeDuration(startTime, endTime),

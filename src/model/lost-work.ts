@@ -44,7 +44,7 @@ export interface TaskIndex {
     subject?: (s: string) => boolean,
   ): number[];
   /** A task was lost (for consumer `consumer`): end it with outcome `lost`. */
-  markLost(stream: string, seq: number, reason: RemovalReason, atMs: number): void;
+  markLost(stream: string, seq: number, reason: RemovalReason, atMs: number, consumer?: string): void;
 }
 
 export interface LostLabels {
@@ -97,7 +97,7 @@ function coversWholeStream(c: ConsumerState, s: StreamState): boolean {
   return s.subjects.every((subject) => c.filterSubjects.some((f) => subjectMatches(f, subject)));
 }
 
-function extentOf(s: StreamState): StreamExtent {
+export function extentOf(s: StreamState): StreamExtent {
   return { first: s.firstSequence, last: s.lastSequence, deleted: s.deleted ?? [] };
 }
 
@@ -120,10 +120,14 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
   /** Totals as last saved (what /metrics shows), by consumer key. */
   private readonly saved = new Map<string, Partial<Record<RemovalReason, number>>>();
   private tasks: TaskIndex | undefined;
+  /** Changes whenever what exported() yields may have changed (the exporter caches its text). */
+  version = 0;
   /** Saved by sources/chain-store.ts: exported totals follow the saves. */
   persisted = false;
   /** The server the last poll was answered by (a change: it restarted, or another node answers). */
   private serverId: string | undefined;
+  /** Restored state: the first poll ends the tasks it names lost (see applyPoll). */
+  private reconcile = false;
 
   attachTasks(tasks: TaskIndex): void {
     this.tasks = tasks;
@@ -203,6 +207,13 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
 
   /** A poll: compare every durable consumer with its previous poll. */
   applyPoll(result: PollResult): void {
+    if (this.reconcile && this.tasks) {
+      // Saved state names tasks lost whose own records may not have been saved with their end.
+      this.reconcile = false;
+      for (const l of this.ledgers.values())
+        for (const [seq, reason] of l.named)
+          this.tasks.markLost(l.stream, seq, reason, result.at, l.consumer);
+    }
     const serverChanged =
       this.serverId !== undefined && result.serverId !== undefined && result.serverId !== this.serverId;
     if (result.serverId !== undefined) this.serverId = result.serverId;
@@ -232,6 +243,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     // Consumers gone from the organization lose their series (as every consumer family does).
     for (const key of this.ledgers.keys()) {
       if (result.consumers.has(key)) continue;
+      this.version++;
       this.ledgers.delete(key);
       this.saved.delete(key);
     }
@@ -309,7 +321,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
         if (named >= count) break;
         if (l.named.some(([s]) => s === seq)) continue;
         this.name(l, seq, reason);
-        tasks?.markLost(c.stream, seq, reason, atMs);
+        tasks?.markLost(c.stream, seq, reason, atMs, c.name);
         named++;
       }
     };
@@ -334,7 +346,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
         const reason = reasonFor(seq - 1, seq);
         this.count(l, reason, 1);
         this.name(l, seq, reason);
-        tasks.markLost(c.stream, seq, reason, atMs);
+        tasks.markLost(c.stream, seq, reason, atMs, c.name);
       }
     }
   }
@@ -360,6 +372,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
       snapshot: { consumers, streams },
       saved: () => {
         for (const [key, t] of totals) if (this.ledgers.has(key)) this.saved.set(key, t);
+        this.version++;
       },
     };
   }
@@ -369,9 +382,18 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     for (const s of snapshot.streams) this.streams.set(s.stream, s);
     for (const l of snapshot.consumers) {
       const key = consumerKey(l.stream, l.consumer);
+      // Advisories handled before the restore (dead letters) are kept.
+      const early = this.ledgers.get(key);
+      if (early) {
+        for (const seq of early.dead) if (!l.dead.includes(seq)) l.dead.push(seq);
+        for (const [reason, n] of Object.entries(early.totals) as [RemovalReason, number][])
+          l.totals[reason] = (l.totals[reason] ?? 0) + n;
+        l.named.push(...early.named.filter(([seq]) => !l.named.some(([s]) => s === seq)));
+      }
       this.ledgers.set(key, l);
       this.saved.set(key, { ...l.totals });
     }
+    this.reconcile = true;
   }
 
   private hintsFor(stream: string, fromMs: number, toMs: number): Hint[] {
@@ -382,6 +404,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     const key = consumerKey(stream, consumer);
     let l = this.ledgers.get(key);
     if (!l) {
+      this.version++;
       l = {
         stream,
         consumer,
@@ -400,6 +423,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
 
   private count(l: ConsumerLedger, reason: RemovalReason, n: number): void {
     l.totals[reason] = (l.totals[reason] ?? 0) + n;
+    this.version++;
     this.markDirty(l);
     if (!this.persisted) this.saved.set(consumerKey(l.stream, l.consumer), { ...l.totals });
     this.emit("lost", { stream: l.stream, consumer: l.consumer, role: l.role, kind: l.kind }, reason, n);

@@ -9,12 +9,14 @@ import { FindingsModel } from "./findings.js";
 import { JetStreamModel } from "./jetstream.js";
 import { LostWorkModel } from "./lost-work.js";
 import { TasksModel } from "./tasks/index.js";
+import { UnroutedModel } from "./unrouted.js";
 
 export class Organization {
   readonly health = new ExporterHealth();
   readonly jetstream = new JetStreamModel();
   /** Listens to polls before the task model: it names the lost tasks the task model then ends. */
   readonly lostWork = new LostWorkModel();
+  readonly unrouted = new UnroutedModel();
   readonly agents: AgentsModel;
   readonly broadcasts = new BroadcastsModel();
   readonly deadLetters = new DeadLettersModel();

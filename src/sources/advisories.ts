@@ -29,6 +29,7 @@ import {
   type AckSample,
   type ConsumerAdvisory,
 } from "../logic/advisory.js";
+import { serverRemovalReason } from "../logic/removal.js";
 import type { SignalOutcome, StreamMessageRef } from "../model/tasks/index.js";
 import { ConsumerDirectory } from "./consumer-directory.js";
 import { DeadLetterRouter } from "./deadletter-router.js";
@@ -104,7 +105,58 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
     count();
   }
 
+  /**
+   * A MSG_TERMINATED advisory for a message its stream no longer holds: the server removed it
+   * while delivered and unacknowledged (max-age, limits, delete). 2.10.4+ says so in its reason;
+   * on 2.9 an agent's own term() looks the same, but leaves the message in the stream.
+   */
+  async function removedFromStream(advisory: ConsumerAdvisory): Promise<boolean> {
+    if (serverRemovalReason(advisory.reason) !== undefined) return true;
+    if (advisory.reason) return false; // an agent's term(reason)
+    try {
+      return (await jsm.streams.getMessage(advisory.stream, { seq: advisory.streamSequence })) === null;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return true;
+      throw err;
+    }
+  }
+
+  async function onRemovedUnacked(advisory: ConsumerAdvisory): Promise<SignalOutcome> {
+    let firstSequence: number | undefined;
+    try {
+      firstSequence = (await jsm.streams.info(advisory.stream)).state.first_seq;
+    } catch {
+      // The stream went too: the message left with it (reason from what the last poll knew).
+    }
+    const stream = org.jetstream.current?.streams.get(advisory.stream);
+    const task = org.tasks.taskAt(advisory.stream, advisory.streamSequence);
+    const reason = org.lostWork.recordRemovedUnacked(
+      stream,
+      advisory.stream,
+      advisory.consumer,
+      advisory.streamSequence,
+      advisory.atMs,
+      task?.publishedMs,
+      firstSequence,
+    );
+    if (reason === undefined) return task ? "applied" : "ignored"; // counted before
+    if (task)
+      org.tasks.markLost(advisory.stream, advisory.streamSequence, reason, advisory.atMs, advisory.consumer);
+    log.warn(
+      {
+        stream: advisory.stream,
+        consumer: advisory.consumer,
+        seq: advisory.streamSequence,
+        reason,
+        task: task?.taskId,
+      },
+      "unacknowledged message removed from its stream: lost",
+    );
+    return task ? "applied" : "ignored";
+  }
+
   async function onMaxDeliveries(advisory: ConsumerAdvisory, redelivered: boolean): Promise<SignalOutcome> {
+    org.lostWork.recordDeadLetter(advisory.stream, advisory.consumer, advisory.streamSequence);
     const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_deadletter_messages_total");
     const count = () => org.deadLetters.countDeadLetter(id.labels);
     // Every time (idempotent): the task may not have been read when this advisory was first handled.
@@ -156,6 +208,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         return org.tasks.recordNak(refOf(advisory));
       }
       case "terminated": {
+        if (await removedFromStream(advisory)) return onRemovedUnacked(advisory);
         const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_terminated_total");
         if (!again) org.deadLetters.countTerminated(id.labels);
         // The task model's contract: a terminated message is done for good, like a dead letter.

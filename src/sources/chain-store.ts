@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../log.js";
+import type { ConsumerLedger, LostWorkModel, StreamLedger } from "../model/lost-work.js";
 import type { TaskRecord, TasksModel } from "../model/tasks/index.js";
 import type { SourceContext } from "./source.js";
 
@@ -29,6 +30,38 @@ export function taskKey(taskId: string): string {
 export function cursorKey(stream: string): string {
   return `c.${keyPart(stream)}`;
 }
+/** Lost-work state: one entry per consumer, one per stream. */
+export function consumerLedgerKey(stream: string, consumer: string): string {
+  return `l.${keyPart(`${stream}/${consumer}`)}`;
+}
+export function streamLedgerKey(stream: string): string {
+  return `s.${keyPart(stream)}`;
+}
+
+function isConsumerLedger(v: unknown): v is ConsumerLedger {
+  if (v === null || typeof v !== "object") return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r["stream"] === "string" &&
+    typeof r["consumer"] === "string" &&
+    typeof r["totals"] === "object" &&
+    Array.isArray(r["named"]) &&
+    Array.isArray(r["dead"])
+  );
+}
+
+function isStreamLedger(v: unknown): v is StreamLedger {
+  if (v === null || typeof v !== "object") return false;
+  const r = v as Record<string, unknown>;
+  const e = r["extent"] as Record<string, unknown> | undefined;
+  return (
+    typeof r["stream"] === "string" &&
+    typeof e === "object" &&
+    typeof e["first"] === "number" &&
+    typeof e["last"] === "number" &&
+    Array.isArray(e["deleted"])
+  );
+}
 
 function isTaskRecord(v: unknown): v is TaskRecord {
   if (v === null || typeof v !== "object") return false;
@@ -45,11 +78,21 @@ function isTaskRecord(v: unknown): v is TaskRecord {
   );
 }
 
+/** The parts of the model whose state is saved. */
+export interface PersistedModels {
+  readonly tasks: TasksModel;
+  readonly lostWork: LostWorkModel;
+}
+
 export interface ChainStore {
   /** Reads everything stored back into the model. */
-  load(tasks: TasksModel): Promise<{ tasks: number; cursors: number }>;
-  /** Writes what changed in the model since the last flush; false when it could not. */
-  flush(tasks: TasksModel): Promise<boolean>;
+  load(models: PersistedModels): Promise<{ tasks: number; cursors: number; consumers: number }>;
+  /**
+   * Writes what changed in the model since the last flush; false when it could not. Lost-work
+   * state first: a crash after it and before the task records leaves tasks open that the restored
+   * lost-work state names (the task model ends them from it), never a loss counted twice.
+   */
+  flush(models: PersistedModels): Promise<boolean>;
 }
 
 export async function openChainStore(ctx: SourceContext): Promise<ChainStore | undefined> {
@@ -77,6 +120,9 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   /** Records taken from the model but not written yet (kept on failure, retried next flush). */
   const pendingTasks = new Map<string, TaskRecord>();
   const pendingCursors = new Map<string, number>();
+  /** Lost-work entries by key (a newer one replaces an older), and their exported-totals callbacks. */
+  const pendingLedgers = new Map<string, ConsumerLedger | StreamLedger>();
+  let ledgersSaved: (() => void)[] = [];
   let waiters: (() => void)[] = [];
   let flushing: Promise<boolean> = Promise.resolve(true);
 
@@ -87,11 +133,20 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   async function writeAll(): Promise<void> {
     const records = new Map(pendingTasks);
     const cursors = new Map(pendingCursors);
+    const ledgers = new Map(pendingLedgers);
+    const ledgerCallbacks = ledgersSaved;
     const saved = waiters;
     pendingTasks.clear();
     pendingCursors.clear();
+    pendingLedgers.clear();
+    ledgersSaved = [];
     waiters = [];
     try {
+      for (const [key, ledger] of ledgers) {
+        await kv.put(key, encoder.encode(JSON.stringify(ledger)));
+        ledgers.delete(key);
+      }
+      for (const done of ledgerCallbacks.splice(0)) done();
       for (const [id, record] of records) {
         await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
         records.delete(id);
@@ -104,6 +159,8 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       // What was not written goes back, unless a later flush has it already (a newer state).
       for (const [id, record] of records) if (!pendingTasks.has(id)) pendingTasks.set(id, record);
       for (const [stream, seq] of cursors) if (!pendingCursors.has(stream)) pendingCursors.set(stream, seq);
+      for (const [key, l] of ledgers) if (!pendingLedgers.has(key)) pendingLedgers.set(key, l);
+      ledgersSaved = [...ledgerCallbacks, ...ledgersSaved];
       waiters = [...saved, ...waiters].slice(-MAX_WAITERS);
       throw err;
     }
@@ -111,11 +168,13 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   }
 
   return {
-    async load(tasks) {
+    async load({ tasks, lostWork }) {
       const status = await kv.status();
-      if (status.values === 0) return { tasks: 0, cursors: 0 };
+      if (status.values === 0) return { tasks: 0, cursors: 0, consumers: 0 };
       const records: TaskRecord[] = [];
       const cursors: [string, number][] = [];
+      const consumers: ConsumerLedger[] = [];
+      const streams: StreamLedger[] = [];
       const watch = await kv.watch({ ignoreDeletes: true });
       const timer = setTimeout(() => watch.stop(), LOAD_TIMEOUT_MS);
       try {
@@ -124,6 +183,8 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
             try {
               const value: unknown = entry.json();
               if (entry.key.startsWith("t.") && isTaskRecord(value)) records.push(value);
+              else if (entry.key.startsWith("l.") && isConsumerLedger(value)) consumers.push(value);
+              else if (entry.key.startsWith("s.") && isStreamLedger(value)) streams.push(value);
               else if (entry.key.startsWith("c.")) {
                 const c = value as { stream?: unknown; seq?: unknown };
                 if (typeof c.stream === "string" && typeof c.seq === "number")
@@ -139,11 +200,16 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
         clearTimeout(timer);
         watch.stop();
       }
+      lostWork.restore({ consumers, streams });
       tasks.restore(records, cursors);
-      return { tasks: records.length, cursors: cursors.length };
+      return { tasks: records.length, cursors: cursors.length, consumers: consumers.length };
     },
 
-    async flush(tasks) {
+    async flush({ tasks, lostWork }) {
+      const lost = lostWork.takeDirty();
+      for (const l of lost.snapshot.consumers) pendingLedgers.set(consumerLedgerKey(l.stream, l.consumer), l);
+      for (const s of lost.snapshot.streams) pendingLedgers.set(streamLedgerKey(s.stream), s);
+      ledgersSaved.push(lost.saved);
       const dirty = tasks.takeDirty();
       waiters.push(...dirty.saved);
       for (const t of dirty.tasks) pendingTasks.set(t.taskId, t);

@@ -50,9 +50,10 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   try {
     store = await openChainStore(ctx);
     if (store) {
-      const loaded = await store.load(tasks);
+      const loaded = await store.load(org);
       log.info(loaded, "chain state restored");
       tasks.persisted = true;
+      org.lostWork.persisted = true;
     }
   } catch (err) {
     // Chains still work, but do not survive a restart.
@@ -100,7 +101,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       try {
         if (cursor === undefined) {
           tasks.noteRead(stream.name, startSeq - 1);
-          await store?.flush(tasks);
+          await store?.flush(org);
         }
         if (done) return;
         const consumer = await js.consumers.get(stream.name, {
@@ -154,7 +155,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
 
   const timer = setInterval(() => {
     tasks.tick();
-    void store?.flush(tasks);
+    void store?.flush(org);
   }, TICK_MS);
   timer.unref();
 
@@ -168,7 +169,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       tasks.tick();
       // Bounded: with NATS unreachable the daemon must still stop in time (the next run re-reads).
       if (store)
-        await Promise.race([store.flush(tasks), new Promise((r) => setTimeout(r, STOP_FLUSH_MS).unref())]);
+        await Promise.race([store.flush(org), new Promise((r) => setTimeout(r, STOP_FLUSH_MS).unref())]);
     },
   };
 }

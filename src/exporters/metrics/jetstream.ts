@@ -92,6 +92,11 @@ const STREAM_FAMILIES: readonly Family<StreamState>[] = [
     value: (s) => s.lastSequence,
   },
   { name: "orgwatch_stream_consumers", help: "Consumers of the stream", value: (s) => s.consumers },
+  {
+    name: "orgwatch_stream_max_age_seconds",
+    help: "How long the stream keeps a message (its max age; 0 = no limit): an unacknowledged task older than this is lost",
+    value: (s) => s.maxAgeMs / 1000,
+  },
 ];
 
 const NEEDS_ESCAPE = /[\\"\n]/;

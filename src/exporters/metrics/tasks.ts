@@ -66,7 +66,7 @@ export function registerTaskMetrics(metrics: MetricsRegistry, org: Organization)
   });
   const completed = new Counter({
     name: "orgwatch_tasks_completed_total",
-    help: "Tasks that ended, by outcome: completed, failed (task.failed), dead_letter, timeout",
+    help: "Tasks that ended, by outcome: completed, failed (task.failed), dead_letter, lost (left its stream unacknowledged), timeout",
     labelNames: ["role", "type", "outcome"],
     registers,
   });
@@ -125,6 +125,35 @@ export function registerTaskMetrics(metrics: MetricsRegistry, org: Organization)
     labelNames: [],
     buckets: CHAIN_STEP_BUCKETS,
   });
+
+  const broken = new Counter({
+    name: "orgwatch_chain_links_broken_total",
+    help: "Completed tasks whose on_complete next step broke: unrouted_target (no stream stores its publish_to) or next_missing (no task arrived there within chains.next-window)",
+    labelNames: ["role", "reason"],
+    registers,
+    collect() {
+      for (const role of taskRoles())
+        for (const reason of ["unrouted_target", "next_missing"])
+          this.inc({ role: roles.admitQuietly(role), reason }, 0);
+    },
+  });
+  new Gauge({
+    name: "orgwatch_tasks_open",
+    help: "Tasks seen and not yet ended: published = completed + failed + dead_letter + lost + timeout + open",
+    labelNames: ["role"],
+    registers,
+    collect() {
+      this.reset();
+      const counts = new Map<string, number>();
+      for (const role of taskRoles()) counts.set(roles.admitQuietly(role), 0);
+      for (const [role, n] of tasks.openByRole()) {
+        const r = roles.admitQuietly(role);
+        counts.set(r, (counts.get(r) ?? 0) + n);
+      }
+      for (const [role, n] of counts) this.set({ role }, n);
+    },
+  });
+  tasks.on("linkBroken", (task, reason) => broken.inc({ role: label(task).role, reason }));
 
   tasks.on("published", (task) => published.inc(label(task)));
   tasks.on("delivered", (task, seconds, traceId) =>

@@ -15,7 +15,7 @@
 // The books balance: every task published ends exactly once, so for every role, published =
 // completed + failed + dead_letter + lost + timeout + open (openByRole).
 import { EventEmitter } from "node:events";
-import type { RemovalReason } from "../../logic/removal.js";
+import { isHeld, type RemovalReason } from "../../logic/removal.js";
 import { isOverdue, isSlaBreached, SLA_KINDS, type SlaKind } from "../../logic/sla.js";
 import { subjectMatches } from "../../logic/subject-match.js";
 import {
@@ -25,7 +25,7 @@ import {
   type JetStreamModel,
   type PollResult,
 } from "../jetstream.js";
-import type { TaskIndex } from "../lost-work.js";
+import { extentOf, type TaskIndex } from "../lost-work.js";
 import { ChainLinks } from "./chain-links.js";
 import {
   MAX_EVENTS,
@@ -59,6 +59,10 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
    * not see), they end completed one poll later, once a late MSG_TERMINATED could have named them.
    */
   private readonly gone = new Map<string, number>();
+  /** Consumers that lost a task some other consumer of it may still have acknowledged (markLost). */
+  private readonly lostBy = new Map<string, Set<string>>();
+  /** Completed tasks whose on_complete next step has not arrived yet (see checkNextSteps). */
+  private readonly awaitingNext = new Set<string>();
 
   /** Valid tasks observed (replays of known ones not counted). */
   observed = 0;
@@ -94,6 +98,11 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
 
   get(taskId: string): TaskRecord | undefined {
     return this.store.tasks.get(taskId);
+  }
+
+  /** The task stored at a stream sequence, when orgwatch read it. */
+  taskAt(stream: string, seq: number): TaskRecord | undefined {
+    return this.store.bySeq(stream, seq);
   }
 
   cursor(stream: string): number | undefined {
@@ -192,6 +201,7 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
   /** Time passes: timeouts, SLA breaches of open tasks, pending link decisions, chain ends, eviction. */
   tick(nowMs = Date.now()): void {
     this.settle(nowMs, true);
+    this.checkNextSteps(nowMs);
     this.evict(nowMs);
   }
 
@@ -229,6 +239,9 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     for (const record of records) {
       if (this.store.tasks.has(record.taskId)) continue;
       this.insert(record);
+      // Still open: this process will end it, so it counts it as published too (the books of each
+      // process balance; docs/lost-work.md).
+      if (!record.exported) this.emit("published", record);
       if (record.exported && record.spanSent === false) unsent.push(record);
     }
     this.evict(Date.now());
@@ -322,9 +335,21 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     return seqs.sort((a, b) => a - b);
   }
 
-  markLost(stream: string, seq: number, reason: RemovalReason, atMs: number): void {
+  /**
+   * `consumer`: the consumer whose loss this is. A task several consumers owe is lost once each of
+   * them lost it (one that acknowledged it completed it); undefined: lost for all (saved state).
+   */
+  markLost(stream: string, seq: number, reason: RemovalReason, atMs: number, consumer?: string): void {
     const task = this.store.bySeq(stream, seq);
     if (!task || task.exported) return;
+    const poll = this.jetstream?.current;
+    if (consumer !== undefined && poll) {
+      const by = this.lostBy.get(task.taskId) ?? new Set<string>();
+      by.add(consumer);
+      this.lostBy.set(task.taskId, by);
+      for (const c of this.taskConsumersOf(poll, task)) if (!by.has(c.name)) return;
+    }
+    this.lostBy.delete(task.taskId);
     this.gone.delete(task.taskId);
     if (task.doneMs !== undefined && task.outcome !== "completed") return;
     // A completion orgwatch only inferred (the floor moved past a removed message) gives way.
@@ -340,6 +365,7 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     this.store.tasks.set(task.taskId, task);
     this.store.bySequence.set(refKey(task.stream, task.streamSequence), task.taskId);
     if (!task.exported) this.store.open.add(task.taskId);
+    this.awaitNext(task);
     this.links.added(task);
     this.store.markDirty(task);
   }
@@ -429,7 +455,50 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     if (task.doneMs !== undefined) return;
     task.doneMs = Math.max(atMs, task.firstDeliveryMs ?? task.publishedMs);
     task.outcome = outcome;
+    this.awaitNext(task);
     this.store.markDirty(task);
+  }
+
+  /** A completed task with an on_complete next step: watched until that step arrives (checkNextSteps). */
+  private awaitNext(task: TaskRecord): void {
+    if (
+      task.outcome === "completed" &&
+      task.onCompletePublishTo !== undefined &&
+      task.brokenLink === undefined &&
+      !task.followUpKnown &&
+      task.followUpClaimed !== true
+    )
+      this.awaitingNext.add(task.taskId);
+  }
+
+  /**
+   * Broken chain links: a completed task whose on_complete target no stream stores (its next step
+   * would vanish: unrouted_target), or whose next step did not arrive within chains.next-window
+   * (next_missing). Each task's link breaks at most once.
+   */
+  private checkNextSteps(nowMs: number): void {
+    const poll = this.jetstream?.current;
+    for (const id of this.awaitingNext) {
+      const t = this.store.tasks.get(id);
+      if (!t || t.outcome !== "completed" || t.followUpKnown || t.followUpClaimed === true || t.brokenLink) {
+        this.awaitingNext.delete(id);
+        continue;
+      }
+      const target = t.onCompletePublishTo!;
+      const stored =
+        poll === undefined ||
+        [...poll.streams.values()].some((s) => s.subjects.some((f) => subjectMatches(f, target)));
+      const reason = !stored
+        ? "unrouted_target"
+        : nowMs > (t.doneMs ?? nowMs) + this.settings.nextWindowMs
+          ? "next_missing"
+          : undefined;
+      if (!reason) continue;
+      t.brokenLink = reason;
+      this.awaitingNext.delete(id);
+      this.store.markDirty(t);
+      this.emit("linkBroken", t, reason);
+    }
   }
 
   /** The durable consumers of a task's stream whose filter takes the task's subject. */
@@ -489,11 +558,12 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     const taskConsumers = [...result.consumers.values()].filter(
       (c) => c.durable && (c.kind === "tasks" || this.store.hasCursor(c.stream)),
     );
+    const goneNow = this.settleGone(result, taskConsumers);
     if (taskConsumers.length > 0) {
       const byStream = new Map<string, TaskRecord[]>();
       for (const id of this.store.open) {
         const t = this.store.tasks.get(id);
-        if (!t) continue;
+        if (!t || goneNow.has(t.taskId)) continue;
         let list = byStream.get(t.stream);
         if (!list) byStream.set(t.stream, (list = []));
         list.push(t);
@@ -510,6 +580,41 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       }
     }
     this.settle(Date.now(), true);
+  }
+
+  /**
+   * Open tasks their stream no longer holds, that the lost-work model did not name lost (it ran on
+   * this poll first). Never delivered to any of its consumers: lost (no consumer's count could
+   * tell, e.g. the first poll after a start without saved state: reason unknown). Delivered: it
+   * was acknowledged and then removed, or its MSG_TERMINATED is on its way; it ends completed one
+   * poll later unless named lost meanwhile. Returns the ids of the tasks gone now.
+   */
+  private settleGone(result: PollResult, consumers: ConsumerState[]): Set<string> {
+    const goneNow = new Set<string>();
+    for (const id of this.store.open) {
+      const t = this.store.tasks.get(id);
+      if (!t || t.doneMs !== undefined) continue;
+      const stream = result.streams.get(t.stream);
+      if (!stream || isHeld(extentOf(stream), t.streamSequence)) continue;
+      goneNow.add(t.taskId);
+      const mine = consumers.filter(
+        (c) =>
+          c.stream === t.stream &&
+          (c.filterSubjects.length === 0 || c.filterSubjects.some((f) => subjectMatches(f, t.subject))),
+      );
+      if (mine.length > 0 && mine.every((c) => t.streamSequence > c.deliveredStreamSequence)) {
+        this.markLost(t.stream, t.streamSequence, "unknown", result.at);
+        continue;
+      }
+      const since = this.gone.get(t.taskId);
+      if (since === undefined) this.gone.set(t.taskId, result.at);
+      else {
+        this.gone.delete(t.taskId);
+        this.end(t, "completed", since);
+      }
+    }
+    for (const id of this.gone.keys()) if (!goneNow.has(id)) this.gone.delete(id);
+    return goneNow;
   }
 
   /**
@@ -631,6 +736,8 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     this.store.touched.delete(task.taskId);
     this.store.bySequence.delete(refKey(task.stream, task.streamSequence));
     this.gone.delete(task.taskId);
+    this.awaitingNext.delete(task.taskId);
+    this.lostBy.delete(task.taskId);
     this.links.removed(task);
   }
 }
