@@ -15,6 +15,7 @@ import type { Daemon } from "../../src/daemon.js";
 import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { createReferenceTopology } from "../helpers/topology.js";
+import { advisoriesDrained } from "../helpers/poison.js";
 import { waitFor } from "../helpers/wait.js";
 
 const NS_PER_MS = 1_000_000;
@@ -429,7 +430,7 @@ describe("consumer and stream metrics on the reference topology", () => {
     expect(statusOf(await scrape(daemon.url), "AGENT_DEV_TASKS", "dev-worker")).toEqual(["ok"]);
   });
 
-  it("does not call healthy a consumer whose message exhausted max-deliver (nats-server 2.9 keeps its floor)", async () => {
+  it("calls healthy a consumer whose only unacknowledged message is dead (nats-server 2.9 keeps its floor)", async () => {
     const ackWaitMs = 500;
     await createReferenceTopology(jsm, { roles: ["dl"], broadcastRoles: [], ackWaitMs, maxDeliver: 2 });
     await js.publish("genbrain.agents.dl.tasks", "poison");
@@ -450,7 +451,8 @@ describe("consumer and stream metrics on the reference topology", () => {
       },
       { what: "the server to give up the message" },
     );
-    const stored = await storedMs(jsm, "AGENT_DL_TASKS", 1);
+    // orgwatch learns of the dead letter from its max-deliveries advisory.
+    await waitFor(() => advisoriesDrained(jsm), { what: "the dead letter handled" });
     await pollOk(daemon);
     const when = await timedScrape(daemon.url);
     const labels = { stream: "AGENT_DL_TASKS", consumer: "dl-worker" };
@@ -458,9 +460,11 @@ describe("consumer and stream metrics on the reference topology", () => {
     expect(when.m.value("orgwatch_consumer_delivered_stream_sequence", labels)).toBe(1);
     if (info.ack_floor.stream_seq < info.delivered.stream_seq) {
       // 2.9: lag 0 but the floor stays below the dead message until a later message is acked.
+      // orgwatch knows that message is dead: nothing live waits, the consumer is healthy.
       expect(when.m.value("orgwatch_consumer_ack_floor_stream_sequence", labels)).toBe(0);
-      expectAge(when.m.value("orgwatch_consumer_oldest_unacked_age_seconds", labels), stored, when);
-      expect(statusOf(when.m, "AGENT_DL_TASKS", "dl-worker")).toEqual(["stalled"]);
+      expect(when.m.value("orgwatch_consumer_oldest_unacked_age_seconds", labels)).toBe(0);
+      expect(when.m.value("orgwatch_consumer_redelivered_messages", labels)).toBe(0);
+      expect(statusOf(when.m, "AGENT_DL_TASKS", "dl-worker")).toEqual(["ok"]);
       // A later message acknowledged moves the floor past it: healthy again.
       await js.publish("genbrain.agents.dl.tasks", "fine");
       for (const msg of await fetchN(js, "AGENT_DL_TASKS", "dl-worker", 1)) await msg.ackAck();
