@@ -321,6 +321,30 @@ function overview(): DashboardBuilder {
     )
     .withPanel(
       timeseries(
+        "Lost, unrouted and broken chains",
+        [
+          query(
+            `sum by (role) (increase(orgwatch_consumer_lost_messages_total{kind=~"tasks|inbox"}[$__rate_interval]))`,
+            { legend: "lost {{role}}" },
+          ),
+          query(`sum by (role) (increase(orgwatch_unrouted_messages_total[$__rate_interval]))`, {
+            legend: "unrouted {{role}}",
+          }),
+          query(`sum by (role) (increase(orgwatch_chain_links_broken_total[$__rate_interval]))`, {
+            legend: "broken chain {{role}}",
+          }),
+        ],
+        {
+          description:
+            "Work that disappeared: lost (left its stream unacknowledged), unrouted (published where no stream stores it), broken chains (an on_complete next step that never came). Each loss and each unrouted message pages.",
+          unit: "short",
+          span: 8,
+          min: 0,
+        },
+      ).dataLinks([agentLink()]),
+    )
+    .withPanel(
+      timeseries(
         "Duplicate work",
         [query(`sum by (role) (orgwatch_consumer_redelivered_messages{${TASKS}})`, { legend: "{{role}}" })],
         {
@@ -531,6 +555,30 @@ function agent(): DashboardBuilder {
         ],
         {
           description: "The agent's tasks that exhausted max-deliver. Each one pages.",
+          unit: "short",
+          span: 8,
+          min: 0,
+        },
+      ),
+    )
+    .withPanel(
+      timeseries(
+        "Lost tasks",
+        [
+          query(
+            `sum by (reason) (increase(orgwatch_consumer_lost_messages_total{${ROLE},kind=~"tasks|inbox"}[$__rate_interval]))`,
+            { legend: "lost: {{reason}}" },
+          ),
+          query(`sum(increase(orgwatch_unrouted_messages_total{${ROLE}}[$__rate_interval]))`, {
+            legend: "unrouted",
+          }),
+          query(`sum by (reason) (increase(orgwatch_chain_links_broken_total{${ROLE}}[$__rate_interval]))`, {
+            legend: "broken chain: {{reason}}",
+          }),
+        ],
+        {
+          description:
+            "The agent's work that disappeared: lost by reason (max_age, limits, purge, delete, unknown), published to its subjects where no stream stores them, and its completed tasks whose on_complete next step broke.",
           unit: "short",
           span: 8,
           min: 0,

@@ -6,7 +6,16 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { addSettingOptions, configFromCommand } from "../cli-settings.js";
 import type { Config } from "../config/schema.js";
-import { ackRate, ackSampleOf, evaluateChecks, exitCodeFor, type Finding } from "../logic/checks.js";
+import {
+  ackRate,
+  ackSampleOf,
+  evaluateChecks,
+  exitCodeFor,
+  type Finding,
+  type OnCompleteTarget,
+} from "../logic/checks.js";
+import { classifySubject } from "../logic/classify.js";
+import { parseTaskMessage } from "../logic/task-message.js";
 import { silentLogger } from "../log.js";
 import { connectionOptions, redactUrl } from "../nats/connect.js";
 import { consumerKey, type PollResult } from "../model/jetstream.js";
@@ -54,6 +63,30 @@ async function orgwatchRoutesDeadLetters(jsm: JetStreamManager, config: Config):
 }
 
 /** Runs the checks over a connection; the caller owns `nc`. */
+/** Tasks read back from the end of each task stream for their on_complete targets. */
+const LATEST_TASKS = 20;
+
+/** The on_complete targets of the latest tasks of each task stream (read by sequence, nothing acked). */
+async function latestOnCompleteTargets(
+  jsm: JetStreamManager,
+  poll: PollResult,
+  prefix: string,
+): Promise<OnCompleteTarget[]> {
+  const out: OnCompleteTarget[] = [];
+  for (const s of poll.streams.values()) {
+    if (s.kind !== "tasks" || s.messages === 0) continue;
+    for (let seq = s.lastSequence; seq >= Math.max(s.firstSequence, s.lastSequence - LATEST_TASKS + 1); seq--) {
+      const m = await jsm.streams.getMessage(s.name, { seq }).catch(() => null);
+      if (!m) continue;
+      const parsed = parseTaskMessage(m.data);
+      if (!parsed.ok || parsed.value.onCompletePublishTo === undefined) continue;
+      const { role } = classifySubject(prefix, m.subject);
+      out.push({ stream: s.name, role, taskId: parsed.value.taskId, target: parsed.value.onCompletePublishTo });
+    }
+  }
+  return out;
+}
+
 export async function runChecks(nc: NatsConnection, config: Config): Promise<CheckResult> {
   const jsm = await jetstreamManager(nc, { checkAPI: false });
   // The daemon's poller, driven by hand: its timer must not fire during the check.
@@ -99,6 +132,7 @@ export async function runChecks(nc: NatsConnection, config: Config): Promise<Che
       deadLetterSubject: config["deadletter.subject"] ?? `${prefix}.org.deadletter`,
       deadLetterRouted: await orgwatchRoutesDeadLetters(jsm, config),
       ackRates,
+      onCompleteTargets: await latestOnCompleteTargets(jsm, poll, prefix),
     });
     return { poll, roster, findings };
   } finally {

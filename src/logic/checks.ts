@@ -4,7 +4,7 @@
 // daemon's findings source do the I/O. Check ids are a public vocabulary (JSON output, the
 // `check` label of orgwatch_config_findings): never rename one.
 import { formatDuration } from "../config/duration.js";
-import type { Kind } from "./classify.js";
+import { classifySubject, type Kind } from "./classify.js";
 import { lagOf } from "./consumer-status.js";
 import { subjectMatches } from "./subject-match.js";
 import type { ConsumerState, StreamState } from "../model/jetstream.js";
@@ -24,6 +24,7 @@ export const CHECK_IDS = [
   "backpressure",
   "ack_sampling_off",
   "single_replica_in_cluster",
+  "on_complete_target_unrouted",
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -71,6 +72,16 @@ export interface CheckInput {
   readonly deadLetterRouted: boolean;
   /** Observed ack rates; consumers without one are estimated at one task per expected work. */
   readonly ackRates?: AckRates;
+  /** The on_complete targets of the latest tasks of each task stream. */
+  readonly onCompleteTargets?: readonly OnCompleteTarget[];
+}
+
+/** A task's on_complete.publish_to, as read from its stream. */
+export interface OnCompleteTarget {
+  readonly stream: string;
+  readonly role: string;
+  readonly taskId: string;
+  readonly target: string;
 }
 
 /** Kinds whose messages are durable work: losing them on a restart loses work. */
@@ -86,6 +97,11 @@ export function recommendedAckWaitMs(expectedWorkMs: number): number {
   // Round up to a whole minute (or second below one) so that the fix reads like a person wrote it.
   const unit = ms >= 60_000 ? 60_000 : 1000;
   return Math.ceil(ms / unit) * unit;
+}
+
+/** Roles that have a task stream. */
+function knownRoles(streams: readonly StreamState[]): Set<string> {
+  return new Set(streams.filter((s) => s.kind === "tasks" && s.role !== "").map((s) => s.role));
 }
 
 /** How long `lag` messages take at `ratePerMs`; Infinity at a rate of 0. */
@@ -295,6 +311,32 @@ export function evaluateChecks(input: CheckInput): Finding[] {
         `--ack-wait ${ackWait} --pull`,
     });
   }
+  // --- on_complete chains whose next step has nowhere to go ---
+  const reported = new Set<string>();
+  for (const t of input.onCompleteTargets ?? []) {
+    const key = `${t.stream}\u0000${t.target}`;
+    if (reported.has(key)) continue;
+    if (streams.some((s) => s.subjects.some((f) => subjectMatches(f, t.target)))) continue;
+    reported.add(key);
+    const { kind, role } = classifySubject(input.prefix, t.target);
+    const stream = role !== "" ? `AGENT_${role.toUpperCase()}_${kind === "inbox" ? "INBOX" : "TASKS"}` : "STREAM";
+    add({
+      check: "on_complete_target_unrouted",
+      level: "error",
+      stream: t.stream,
+      consumer: "",
+      role: t.role,
+      what: `task ${t.taskId} of stream ${t.stream}${agent(t.role)} chains to ${t.target}, which no stream stores`,
+      why:
+        "when the task completes its next step is published there and NATS drops it: the chain breaks " +
+        "silently (orgwatch_chain_links_broken_total{reason=\"unrouted_target\"})",
+      fix:
+        role !== "" && !knownRoles(streams).has(role)
+          ? `fix the task's on_complete.publish_to (no agent "${role}" has a stream), or: nats stream add ${stream} --subjects ${t.target} --retention limits --max-age 72h --storage file`
+          : `nats stream add ${stream} --subjects ${t.target} --retention limits --max-age 72h --storage file`,
+    });
+  }
+
   const rolesWithTaskStream = new Set(streams.filter((s) => s.kind === "tasks").map((s) => s.role));
   if (multiRoleTaskStream) {
     for (const role of input.roster) {

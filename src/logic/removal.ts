@@ -72,9 +72,8 @@ export interface ConsumerLoss {
   readonly ahead: number;
   /**
    * Skipped: in (S_p, S_q], went before their delivery. The consumer moved over them without a
-   * delivery each: held at p in that range − deliveries of those sequences (C_q − C_p, less those
-   * of messages published after p). Redeliveries in the same interval would hide as many skips:
-   * known ones are passed in; an unknown one is the documented bound.
+   * delivery each: sequences passed − deliveries (C_q − C_p). Redeliveries in the same interval
+   * would hide as many skips: known ones are passed in; an unknown one is the documented bound.
    */
   readonly skippedLo: number;
   readonly skippedHi: number;
@@ -107,14 +106,13 @@ export function consumerLoss(
   const goneInSkipRange = goneBetween(sp, sq, skippedLo, skippedHi);
   let skipped = 0;
   if (goneInSkipRange > 0) {
-    // Deliveries of messages published after p and still held at q (the consumer reached them).
-    const newHeld = heldIn(sq, Math.max(sp.last, skippedLo), skippedHi);
-    const deliveriesOfOld = Math.max(
-      0,
-      cq.deliveredConsumer - cp.deliveredConsumer - knownRedeliveries - newHeld,
-    );
-    const heldAtP = heldIn(sp, skippedLo, Math.min(skippedHi, sp.last));
-    skipped = Math.min(goneInSkipRange, Math.max(0, heldAtP - deliveriesOfOld));
+    // Every sequence the consumer passed was delivered once or skipped; those already gone at p
+    // were counted then. So skipped = the rest − new deliveries (C_q − C_p − redeliveries).
+    const passed =
+      heldIn(sp, skippedLo, Math.min(skippedHi, sp.last)) +
+      Math.max(0, skippedHi - Math.max(skippedLo, sp.last));
+    const newDeliveries = Math.max(0, cq.deliveredConsumer - cp.deliveredConsumer - knownRedeliveries);
+    skipped = Math.min(goneInSkipRange, Math.max(0, passed - newDeliveries));
   }
   const deliveredLo = cp.ackFloor;
   const deliveredHi = cp.delivered;

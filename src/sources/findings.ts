@@ -32,6 +32,7 @@ export function startFindings(ctx: SourceContext): RunningSource {
       // The daemon routes dead letters itself unless told not to.
       deadLetterRouted: config["deadletter.route"],
       ackRates,
+      onCompleteTargets: org.tasks.latestOnCompleteTargets(),
     });
     org.findings.set(findings, result.at);
   };

@@ -71,6 +71,26 @@ describe("evaluateChecks", () => {
     expect(evaluateChecks(reference())).toEqual([]);
   });
 
+  it("reports an on_complete target no stream stores, once per stream and target, with the fix", () => {
+    const input = reference();
+    const findings = evaluateChecks({
+      ...input,
+      onCompleteTargets: [
+        { stream: "AGENT_CTO_TASKS", role: "cto", taskId: "task-1", target: "genbrain.agents.securty.tasks" },
+        { stream: "AGENT_CTO_TASKS", role: "cto", taskId: "task-2", target: "genbrain.agents.securty.tasks" },
+        // Stored: the CEO's task stream.
+        { stream: "AGENT_CTO_TASKS", role: "cto", taskId: "task-3", target: "genbrain.agents.ceo.tasks" },
+      ],
+    });
+    expect(brief(findings)).toEqual(["error on_complete_target_unrouted AGENT_CTO_TASKS/ cto"]);
+    expect(findings[0]!.what).toBe(
+      "task task-1 of stream AGENT_CTO_TASKS (agent cto) chains to genbrain.agents.securty.tasks, which no stream stores",
+    );
+    expect(findings[0]!.fix).toBe(
+      'fix the task\'s on_complete.publish_to (no agent "securty" has a stream), or: nats stream add AGENT_SECURTY_TASKS --subjects genbrain.agents.securty.tasks --retention limits --max-age 72h --storage file',
+    );
+  });
+
   it("flags an ack wait shorter than the expected work, with the exact fix", () => {
     const input = reference();
     const findings = evaluateChecks({

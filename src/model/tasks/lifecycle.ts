@@ -293,6 +293,24 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     this.store.progress.delete(stream);
   }
 
+  /** The on_complete targets of the latest tasks of each stream (at most `perStream` each). */
+  latestOnCompleteTargets(perStream = 20): { stream: string; role: string; taskId: string; target: string }[] {
+    const byStream = new Map<string, TaskRecord[]>();
+    for (const t of this.store.tasks.values()) {
+      if (t.onCompletePublishTo === undefined) continue;
+      const list = byStream.get(t.stream) ?? [];
+      list.push(t);
+      byStream.set(t.stream, list);
+    }
+    const out: { stream: string; role: string; taskId: string; target: string }[] = [];
+    for (const list of byStream.values()) {
+      list.sort((a, b) => b.streamSequence - a.streamSequence);
+      for (const t of list.slice(0, perStream))
+        out.push({ stream: t.stream, role: t.role, taskId: t.taskId, target: t.onCompletePublishTo! });
+    }
+    return out;
+  }
+
   /** Open tasks per role (the ledger's last term): tasks seen and not yet ended for good. */
   openByRole(): Map<string, number> {
     const byRole = new Map<string, number>();
