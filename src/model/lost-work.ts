@@ -67,6 +67,11 @@ export interface ConsumerLedger {
   named: [number, RemovalReason][];
   /** Sequences orgwatch saw dead-lettered, newest last. */
   dead: number[];
+  /**
+   * Naks seen and not yet matched by a redelivery: each is redelivered at the consumer's next
+   * pull, and a redelivery in an interval would otherwise hide a skipped message (removal.ts).
+   */
+  naksOutstanding?: number;
 }
 
 /** Persisted per stream: what it held at the last poll. */
@@ -152,6 +157,13 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     if (l.dead.includes(seq)) return;
     l.dead.push(seq);
     if (l.dead.length > MAX_NAMED) l.dead.shift();
+    this.markDirty(l);
+  }
+
+  /** A nak advisory: the message will be delivered again. */
+  recordNak(stream: string, consumer: string): void {
+    const l = this.ledger(stream, consumer);
+    l.naksOutstanding = (l.naksOutstanding ?? 0) + 1;
     this.markDirty(l);
   }
 
@@ -267,7 +279,11 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     };
     const before = this.streams.get(c.stream);
     const previous = l.point;
-    const sameConsumer = l.createdMs === c.createdMs;
+    // The creation time a server reports after a restart can differ in its last millisecond (2.9
+    // stores it less precisely on disk): a consumer re-created is seconds apart at the least.
+    const sameConsumer =
+      l.createdMs === c.createdMs ||
+      (l.createdMs !== undefined && c.createdMs !== undefined && Math.abs(l.createdMs - c.createdMs) < 1_000);
     const moved =
       !previous ||
       !sameConsumer ||
@@ -283,7 +299,10 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     const sp = before.extent;
     const sq = extentOf(stream);
     const whole = coversWholeStream(c, stream);
-    const loss = whole ? consumerLoss(previous, point, sp, sq) : undefined;
+    const deliveries = point.deliveredConsumer - previous.deliveredConsumer;
+    const knownRedeliveries = Math.max(0, Math.min(l.naksOutstanding ?? 0, deliveries));
+    if (knownRedeliveries > 0) l.naksOutstanding = (l.naksOutstanding ?? 0) - knownRedeliveries;
+    const loss = whole ? consumerLoss(previous, point, sp, sq, knownRedeliveries) : undefined;
     const tasks = this.tasks;
     const held = (seq: number) => isHeld(sq, seq);
     const matches = (subject: string) =>

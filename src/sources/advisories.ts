@@ -204,7 +204,10 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         return onMaxDeliveries(advisory, redelivered);
       case "nak": {
         const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_naks_total");
-        if (!again) org.deadLetters.countNak(id.labels);
+        if (!again) {
+          org.deadLetters.countNak(id.labels);
+          org.lostWork.recordNak(advisory.stream, advisory.consumer);
+        }
         return org.tasks.recordNak(refOf(advisory));
       }
       case "terminated": {
