@@ -75,13 +75,22 @@ async function latestOnCompleteTargets(
   const out: OnCompleteTarget[] = [];
   for (const s of poll.streams.values()) {
     if (s.kind !== "tasks" || s.messages === 0) continue;
-    for (let seq = s.lastSequence; seq >= Math.max(s.firstSequence, s.lastSequence - LATEST_TASKS + 1); seq--) {
+    for (
+      let seq = s.lastSequence;
+      seq >= Math.max(s.firstSequence, s.lastSequence - LATEST_TASKS + 1);
+      seq--
+    ) {
       const m = await jsm.streams.getMessage(s.name, { seq }).catch(() => null);
       if (!m) continue;
       const parsed = parseTaskMessage(m.data);
       if (!parsed.ok || parsed.value.onCompletePublishTo === undefined) continue;
       const { role } = classifySubject(prefix, m.subject);
-      out.push({ stream: s.name, role, taskId: parsed.value.taskId, target: parsed.value.onCompletePublishTo });
+      out.push({
+        stream: s.name,
+        role,
+        taskId: parsed.value.taskId,
+        target: parsed.value.onCompletePublishTo,
+      });
     }
   }
   return out;

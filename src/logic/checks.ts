@@ -319,7 +319,8 @@ export function evaluateChecks(input: CheckInput): Finding[] {
     if (streams.some((s) => s.subjects.some((f) => subjectMatches(f, t.target)))) continue;
     reported.add(key);
     const { kind, role } = classifySubject(input.prefix, t.target);
-    const stream = role !== "" ? `AGENT_${role.toUpperCase()}_${kind === "inbox" ? "INBOX" : "TASKS"}` : "STREAM";
+    const stream =
+      role !== "" ? `AGENT_${role.toUpperCase()}_${kind === "inbox" ? "INBOX" : "TASKS"}` : "STREAM";
     add({
       check: "on_complete_target_unrouted",
       level: "error",
@@ -329,7 +330,7 @@ export function evaluateChecks(input: CheckInput): Finding[] {
       what: `task ${t.taskId} of stream ${t.stream}${agent(t.role)} chains to ${t.target}, which no stream stores`,
       why:
         "when the task completes its next step is published there and NATS drops it: the chain breaks " +
-        "silently (orgwatch_chain_links_broken_total{reason=\"unrouted_target\"})",
+        'silently (orgwatch_chain_links_broken_total{reason="unrouted_target"})',
       fix:
         role !== "" && !knownRoles(streams).has(role)
           ? `fix the task's on_complete.publish_to (no agent "${role}" has a stream), or: nats stream add ${stream} --subjects ${t.target} --retention limits --max-age 72h --storage file`

@@ -11,6 +11,8 @@ export class ExporterHealth {
   lastPollError: string | undefined;
   lastPollDurationSeconds: number | undefined;
   lastPollSuccessMs: number | undefined;
+  /** When the state last saved was taken from the model (chain state and lost work; epoch ms). */
+  lastStateSavedMs: number | undefined;
   /** Counts by `${source}\u0000${reason}`; reasons are a fixed vocabulary chosen by the parser. */
   readonly invalidMessages = new Map<string, number>();
   /** Counts by metric name of label values refused by a LabelCap. */

@@ -72,6 +72,13 @@ export interface ConsumerLedger {
    * pull, and a redelivery in an interval would otherwise hide a skipped message (removal.ts).
    */
   naksOutstanding?: number;
+  /**
+   * Sequences whose last allowed delivery was refused (nak): dead, though the server keeps them
+   * pending until it tries to deliver them once more (then the max-deliveries advisory comes).
+   */
+  refusedLast?: number[];
+  /** Sequences a sampled ack named since the last poll: acknowledged, so not lost if purged. */
+  ackedSincePoll?: number[];
 }
 
 /** Persisted per stream: what it held at the last poll. */
@@ -131,6 +138,8 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
   persisted = false;
   /** The server the last poll was answered by (a change: it restarted, or another node answers). */
   private serverId: string | undefined;
+  /** When the last poll started (API audit hints after it belong to the next interval). */
+  private lastPollAt: number | undefined;
   /** Restored state: the first poll ends the tasks it names lost (see applyPoll). */
   private reconcile = false;
 
@@ -154,16 +163,31 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
   /** A max-deliveries advisory: the sequence is dead for this consumer. */
   recordDeadLetter(stream: string, consumer: string, seq: number): void {
     const l = this.ledger(stream, consumer);
+    // Declared dead: it has left the pending set now.
+    if (l.refusedLast?.includes(seq)) l.refusedLast = l.refusedLast.filter((s) => s !== seq);
     if (l.dead.includes(seq)) return;
     l.dead.push(seq);
     if (l.dead.length > MAX_NAMED) l.dead.shift();
     this.markDirty(l);
   }
 
+  /** A sampled ack ($JS.EVENT.METRIC.CONSUMER.ACK): that sequence was acknowledged. */
+  recordAck(stream: string, consumer: string, seq: number): void {
+    const l = this.ledgers.get(consumerKey(stream, consumer));
+    if (!l) return;
+    const acked = (l.ackedSincePoll ??= []);
+    if (acked.length < MAX_NAMED && !acked.includes(seq)) acked.push(seq);
+  }
+
   /** A nak advisory: the message will be delivered again. */
-  recordNak(stream: string, consumer: string): void {
+  recordNak(stream: string, consumer: string, seq: number, deliveries: number, maxDeliver: number): void {
     const l = this.ledger(stream, consumer);
-    l.naksOutstanding = (l.naksOutstanding ?? 0) + 1;
+    if (maxDeliver > 0 && deliveries >= maxDeliver) {
+      // No redelivery will come: the server gives it up at its next attempt.
+      const refused = (l.refusedLast ??= []);
+      if (!refused.includes(seq)) refused.push(seq);
+      if (refused.length > MAX_NAMED) refused.shift();
+    } else l.naksOutstanding = (l.naksOutstanding ?? 0) + 1;
     this.markDirty(l);
   }
 
@@ -234,10 +258,13 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
       const before = this.streams.get(s.name);
       arrivedIn.set(s.name, before !== undefined && s.lastSequence > before.extent.last);
     }
+    // API audit hints of this interval (the server's clock: a second's slack).
+    const since = (this.lastPollAt ?? result.at - HINT_TTL_MS) - 1_000;
+    this.lastPollAt = result.at;
     for (const c of result.consumers.values()) {
       const stream = result.streams.get(c.stream);
       if (!stream || !c.durable || c.ackPolicy === "none") continue;
-      this.applyConsumer(c, stream, result.at, arrivedIn.get(c.stream) ?? false, serverChanged);
+      this.applyConsumer(c, stream, result.at, arrivedIn.get(c.stream) ?? false, serverChanged, since);
     }
     for (const s of result.streams.values()) {
       const before = this.streams.get(s.name);
@@ -267,6 +294,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     atMs: number,
     arrived: boolean,
     serverChanged: boolean,
+    hintsSince: number,
   ): void {
     const l = this.ledger(c.stream, c.name);
     l.role = c.role;
@@ -299,6 +327,8 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     const sp = before.extent;
     const sq = extentOf(stream);
     const whole = coversWholeStream(c, stream);
+    const acked = l.ackedSincePoll;
+    l.ackedSincePoll = undefined;
     const deliveries = point.deliveredConsumer - previous.deliveredConsumer;
     const knownRedeliveries = Math.max(0, Math.min(l.naksOutstanding ?? 0, deliveries));
     if (knownRedeliveries > 0) l.naksOutstanding = (l.naksOutstanding ?? 0) - knownRedeliveries;
@@ -307,7 +337,7 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     const held = (seq: number) => isHeld(sq, seq);
     const matches = (subject: string) =>
       c.filterSubjects.length === 0 || c.filterSubjects.some((f) => subjectMatches(f, subject));
-    const hints = this.hintsFor(c.stream, atMs - HINT_TTL_MS, atMs + 1);
+    const hints = this.hintsFor(c.stream, hintsSince, atMs + 1_000);
     const reasonFor = (lo: number, hi: number): RemovalReason =>
       removalReason({
         maxAgeMs: stream.maxAgeMs,
@@ -352,8 +382,19 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
       // a purge, or expiry while the server restarted, does not, and is counted here.
       const reason = loss.deliveredGone > 0 ? reasonFor(loss.deliveredLo, loss.deliveredHi) : undefined;
       if (reason === "purge" || (serverChanged && loss.deliveredGone > 0)) {
-        const namedInRange = l.named.filter(([s]) => s > loss.deliveredLo && s <= loss.deliveredHi).length;
-        lose(loss.deliveredLo, loss.deliveredHi, loss.deliveredUnackedAtMost - namedInRange);
+        // Sequences of the delivered range that went in this interval (held at p, not at q).
+        const inRange = (seq: number) =>
+          seq > loss.deliveredLo && seq <= loss.deliveredHi && isHeld(sp, seq) && !isHeld(sq, seq);
+        const namedInRange = l.named.filter(([seq]) => inRange(seq)).length;
+        // Acknowledged after the last poll, before the purge: exact when every ack is sampled.
+        const ackedInRange = (acked ?? []).filter(inRange).length;
+        // Refused at their last delivery: pending at p, yet dead, not owed.
+        const refusedInRange = (l.refusedLast ?? []).filter(inRange).length;
+        lose(
+          loss.deliveredLo,
+          loss.deliveredHi,
+          loss.deliveredUnackedAtMost - namedInRange - ackedInRange - refusedInRange,
+        );
       }
     } else if (!whole && tasks) {
       // A filtered consumer of a multi-subject stream: the stream's counters mix subjects, so only

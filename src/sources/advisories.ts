@@ -206,7 +206,14 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
         const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_consumer_naks_total");
         if (!again) {
           org.deadLetters.countNak(id.labels);
-          org.lostWork.recordNak(advisory.stream, advisory.consumer);
+          const state = org.jetstream.current?.consumers.get(`${advisory.stream}/${advisory.consumer}`);
+          org.lostWork.recordNak(
+            advisory.stream,
+            advisory.consumer,
+            advisory.streamSequence,
+            advisory.deliveries,
+            state?.maxDeliver ?? -1,
+          );
         }
         return org.tasks.recordNak(refOf(advisory));
       }
@@ -224,6 +231,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
     if (isOwnStream(sample.stream, config)) return "ignored";
     const ref = refOf(sample);
     const outcome = org.tasks.recordAck(ref);
+    org.lostWork.recordAck(sample.stream, sample.consumer, sample.streamSequence);
     org.broadcasts.recordAck(ref);
     const id = await directory.identify(sample.stream, sample.consumer);
     // Only tasks: broadcasts have their own histogram, and other traffic is not an agent's work.

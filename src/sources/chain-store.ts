@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../log.js";
+import type { ExporterHealth } from "../model/exporter-health.js";
 import type { ConsumerLedger, LostWorkModel, StreamLedger } from "../model/lost-work.js";
 import type { TaskRecord, TasksModel } from "../model/tasks/index.js";
 import type { SourceContext } from "./source.js";
@@ -82,6 +83,7 @@ function isTaskRecord(v: unknown): v is TaskRecord {
 export interface PersistedModels {
   readonly tasks: TasksModel;
   readonly lostWork: LostWorkModel;
+  readonly health: ExporterHealth;
 }
 
 export interface ChainStore {
@@ -205,7 +207,8 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       return { tasks: records.length, cursors: cursors.length, consumers: consumers.length };
     },
 
-    async flush({ tasks, lostWork }) {
+    async flush({ tasks, lostWork, health }) {
+      const takenAt = Date.now();
       const lost = lostWork.takeDirty();
       for (const l of lost.snapshot.consumers) pendingLedgers.set(consumerLedgerKey(l.stream, l.consumer), l);
       for (const s of lost.snapshot.streams) pendingLedgers.set(streamLedgerKey(s.stream), s);
@@ -217,7 +220,10 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       // Flushes run one after the other; each writes everything pending when it starts.
       flushing = flushing.then(() =>
         writeAll().then(
-          () => true,
+          () => {
+            health.lastStateSavedMs = takenAt;
+            return true;
+          },
           (err: unknown) => {
             log.warn({ err: (err as Error).message }, "chain state not saved; retrying on the next flush");
             return false;

@@ -149,7 +149,11 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     }
   }
 
-  const onPolled = (poll: PollResult) => syncReaders(poll);
+  const onPolled = (poll: PollResult) => {
+    syncReaders(poll);
+    // What a poll changed (lost work above all: its counts are shown once saved) is saved at once.
+    void store?.flush(org);
+  };
   org.jetstream.on("polled", onPolled);
   if (org.jetstream.current) syncReaders(org.jetstream.current);
 

@@ -2,7 +2,6 @@
 // (sped up 3000×): afterwards every dead letter is routed exactly once, the last orgwatch's figures
 // are JetStream's, and every chain is exported as one complete, connected trace, chains cut by a
 // kill included (chain state is saved write-ahead; spans not sent before a kill are sent again).
-import { createServer, type Server } from "node:http";
 import type { ChildProcess } from "node:child_process";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
@@ -12,6 +11,7 @@ import { startSimulatedOrganization, type SimulatedOrganization } from "../../sr
 import { DEADLETTER_STREAM, taskStreamName, workerName } from "../../src/demo/topology.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { spawnOrgwatch } from "../helpers/cli.js";
+import { startOtlpReceiver, type ExportedSpan } from "../helpers/otlp-receiver.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { advisoriesDrained, readStream } from "../helpers/poison.js";
 import { prng } from "../helpers/prng.js";
@@ -19,57 +19,6 @@ import { waitFor } from "../helpers/wait.js";
 
 const KILLS = 3;
 const SEED = 0x5eed;
-
-interface ExportedSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  taskId: string;
-}
-
-/** An OTLP/HTTP JSON receiver: what orgwatch's processes exported, across all of them. */
-async function startOtlpReceiver(): Promise<{ url: string; spans: ExportedSpan[]; server: Server }> {
-  const spans: ExportedSpan[] = [];
-  interface OtlpJson {
-    resourceSpans?: {
-      scopeSpans?: {
-        spans?: {
-          traceId: string;
-          spanId: string;
-          parentSpanId?: string;
-          attributes?: { key: string; value: { stringValue?: string } }[];
-        }[];
-      }[];
-    }[];
-  }
-  const server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d: Buffer) => (body += d.toString()));
-    req.on("end", () => {
-      try {
-        const data = JSON.parse(body) as OtlpJson;
-        for (const rs of data.resourceSpans ?? [])
-          for (const ss of rs.scopeSpans ?? [])
-            for (const s of ss.spans ?? []) {
-              const id = s.attributes?.find((a) => a.key === "messaging.message.id")?.value.stringValue;
-              if (id)
-                spans.push({
-                  traceId: s.traceId,
-                  spanId: s.spanId,
-                  parentSpanId: s.parentSpanId ?? "",
-                  taskId: id,
-                });
-            }
-      } catch {
-        // not ours to judge
-      }
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, spans, server };
-}
 
 interface RunningOrgwatch {
   child: ChildProcess;

@@ -58,6 +58,14 @@ export function registerExporterHealthMetrics(metrics: MetricsRegistry, org: Org
       if (health.lastPollSuccessMs !== undefined) this.set(health.lastPollSuccessMs / 1000);
     },
   });
+  new Gauge({
+    name: "orgwatch_state_saved_timestamp_seconds",
+    help: "When the model state last saved to orgwatch's KV bucket was taken (Unix time): counts shown by /metrics are the saved ones",
+    registers,
+    collect() {
+      if (health.lastStateSavedMs !== undefined) this.set(health.lastStateSavedMs / 1000);
+    },
+  });
   new Counter({
     name: "orgwatch_invalid_messages_total",
     help: "Messages that could not be understood, by source and reason; counted and skipped",

@@ -294,7 +294,9 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
   }
 
   /** The on_complete targets of the latest tasks of each stream (at most `perStream` each). */
-  latestOnCompleteTargets(perStream = 20): { stream: string; role: string; taskId: string; target: string }[] {
+  latestOnCompleteTargets(
+    perStream = 20,
+  ): { stream: string; role: string; taskId: string; target: string }[] {
     const byStream = new Map<string, TaskRecord[]>();
     for (const t of this.store.tasks.values()) {
       if (t.onCompletePublishTo === undefined) continue;
@@ -613,7 +615,9 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       const t = this.store.tasks.get(id);
       if (!t || t.doneMs !== undefined) continue;
       const stream = result.streams.get(t.stream);
-      if (!stream || isHeld(extentOf(stream), t.streamSequence)) continue;
+      // Published after the poll listed its stream: not gone, newer than what the poll saw.
+      if (!stream || t.streamSequence > stream.lastSequence) continue;
+      if (isHeld(extentOf(stream), t.streamSequence)) continue;
       goneNow.add(t.taskId);
       const mine = consumers.filter(
         (c) =>
