@@ -30,6 +30,8 @@ const MAX_NAMED = 1_000;
 /** API audit hints kept per stream, and for how long. */
 const MAX_HINTS = 100;
 const HINT_TTL_MS = 10 * 60_000;
+/** How long the state of a consumer gone from the polls is kept for its return. */
+const RETIRED_MS = 10 * 60_000;
 
 /** What the lost-work model asks of the task model (the tasks orgwatch read). */
 export interface TaskIndex {
@@ -127,6 +129,11 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
   private readonly ledgers = new Map<string, ConsumerLedger>();
   private readonly streams = new Map<string, StreamLedger>();
   private readonly hints = new Map<string, Hint[]>();
+  /** State of consumers gone from the last poll, kept RETIRED_MS (see applyPoll). */
+  private readonly retired = new Map<
+    string,
+    { ledger: ConsumerLedger; saved: Partial<Record<RemovalReason, number>> | undefined; atMs: number }
+  >();
   private readonly dirty = new Set<string>();
   private readonly dirtyStreams = new Set<string>();
   /** Totals as last saved (what /metrics shows), by consumer key. */
@@ -279,13 +286,16 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
         this.dirtyStreams.add(s.name);
       }
     }
-    // Consumers gone from the organization lose their series (as every consumer family does).
-    for (const key of this.ledgers.keys()) {
+    // Consumers gone from the poll lose their series (as every consumer family does); their state
+    // is kept a while, for one that comes back (a server recovering its streams lists them late).
+    for (const [key, l] of this.ledgers) {
       if (result.consumers.has(key)) continue;
       this.version++;
       this.ledgers.delete(key);
+      this.retired.set(key, { ledger: l, saved: this.saved.get(key), atMs: result.at });
       this.saved.delete(key);
     }
+    for (const [key, r] of this.retired) if (result.at - r.atMs > RETIRED_MS) this.retired.delete(key);
   }
 
   private applyConsumer(
@@ -462,6 +472,13 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
 
   private ledger(stream: string, consumer: string): ConsumerLedger {
     const key = consumerKey(stream, consumer);
+    const back = this.retired.get(key);
+    if (back && !this.ledgers.has(key)) {
+      this.retired.delete(key);
+      this.ledgers.set(key, back.ledger);
+      if (back.saved) this.saved.set(key, back.saved);
+      this.version++;
+    }
     let l = this.ledgers.get(key);
     if (!l) {
       this.version++;

@@ -1,6 +1,13 @@
 // The reference topology (shared/reference): a task stream per role, durable {role}-worker
 // consumers (explicit ack, max-deliver 3, ack-wait 30m), a broadcasts stream with one consumer per agent.
-import { AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 
 export interface TopologyOptions {
@@ -49,4 +56,32 @@ export async function createReferenceTopology(
       ack_wait: nanos(5 * 60_000),
     });
   }
+}
+
+/**
+ * One role's task stream (`AGENT_{ROLE}_TASKS` on `genbrain.agents.{role}.tasks`) with the given
+ * stream settings, and reference-like durable consumers on it (explicit ack, max-deliver 3, ack
+ * wait 30m) with the given overrides.
+ */
+export async function addTaskStream(
+  jsm: JetStreamManager,
+  role: string,
+  stream: Partial<StreamConfig> = {},
+  consumers: string[] = [`${role}-worker`],
+  consumer: Partial<ConsumerConfig> = {},
+): Promise<{ stream: string; subject: string }> {
+  const name = `AGENT_${role.toUpperCase()}_TASKS`;
+  const subject = `genbrain.agents.${role}.tasks`;
+  await jsm.streams.add({ name, subjects: [subject], ...stream });
+  for (const durable of consumers) {
+    await jsm.consumers.add(name, {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_deliver: 3,
+      ack_wait: nanos(30 * 60_000),
+      ...consumer,
+    });
+  }
+  return { stream: name, subject };
 }

@@ -8,8 +8,6 @@ import type { ChildProcess } from "node:child_process";
 import { appendFileSync } from "node:fs";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import {
-  AckPolicy,
-  DeliverPolicy,
   DiscardPolicy,
   jetstream,
   jetstreamManager,
@@ -17,15 +15,15 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TASK_OUTCOMES } from "../../src/model/tasks/index.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
-import { spawnOrgwatch } from "../helpers/cli.js";
+import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { startOtlpReceiver } from "../helpers/otlp-receiver.js";
 import { advisoriesDrained } from "../helpers/poison.js";
 import { prng } from "../helpers/prng.js";
+import { addTaskStream } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
 
 const STEPS = 24;
@@ -82,46 +80,18 @@ describe("the task ledger over random workloads with orgwatch SIGKILLed", () => 
     otlp?.server.close();
   });
 
-  function startOrgwatch(): { child: ChildProcess; url: Promise<string> } {
-    const child = spawnOrgwatch(
-      [
-        "--nats-url",
-        nats.url,
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "300ms",
-        "--advisories.ack-wait",
-        "2s",
-        "--advisories.ack-samples",
-        "capture",
-        "--chains.infer-window",
-        "1s",
-        ...(process.env["LEDGER_LOG"] ? ["--log.level", "debug"] : []),
-      ],
-      {
-        env: {
-          ...process.env,
-          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-          OTEL_BSP_SCHEDULE_DELAY: "100",
-        },
-      },
-    );
-    children.push(child);
-    let out = "";
-    child.stdout?.resume();
-    const url = new Promise<string>((resolve, reject) => {
-      child.stderr?.on("data", (d: Buffer) => {
-        out += d.toString();
+  function startOrgwatch(): RunningOrgwatch {
+    const running = startOrgwatchDaemon({
+      natsUrl: nats.url,
+      otlpUrl: otlp.url,
+      pollInterval: "300ms",
+      extra: ["--chains.infer-window", "1s", ...(process.env["LEDGER_LOG"] ? ["--log.level", "debug"] : [])],
+      onLog: (d) => {
         if (process.env["LEDGER_LOG"]) appendFileSync(process.env["LEDGER_LOG"], d);
-        const m = /"url":"(http:[^"]+)","telemetryPath"/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child.once("exit", () => reject(new Error(`orgwatch exited early: ${out.slice(-1000)}`)));
+      },
     });
-    url.catch(() => undefined);
-    return { child, url };
+    children.push(running.child);
+    return running;
   }
 
   async function runWorkload(seed: number): Promise<void> {
@@ -130,18 +100,7 @@ describe("the task ledger over random workloads with orgwatch SIGKILLed", () => 
     const role = `r${seed}`;
     const stream = `AGENT_${role.toUpperCase()}_TASKS`;
     const subject = `genbrain.agents.${role}.tasks`;
-    await jsm.streams.add({
-      name: stream,
-      subjects: [subject],
-      max_msgs: MAX_MSGS,
-      discard: DiscardPolicy.Old,
-    });
-    await jsm.consumers.add(stream, {
-      durable_name: `${role}-worker`,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_deliver: 3,
-      ack_wait: nanos(30 * 60_000),
+    await addTaskStream(jsm, role, { max_msgs: MAX_MSGS, discard: DiscardPolicy.Old }, [`${role}-worker`], {
       sample_freq: "100%",
     });
     const consumer = await js.consumers.get(stream, `${role}-worker`);

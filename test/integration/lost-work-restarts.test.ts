@@ -2,11 +2,12 @@
 // removes them while the stream recovers, without any advisory), and while orgwatch is down between
 // the removal and its next poll. Each counted once, the tasks ended `lost`.
 import { afterEach, describe, expect, it } from "vitest";
-import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import type { Daemon } from "../../src/daemon.js";
 import { startTestDaemon, startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
+import { addTaskStream } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
 
 const enc = new TextEncoder();
@@ -15,15 +16,8 @@ const STREAM = "AGENT_CTO_TASKS";
 const SUBJECT = "genbrain.agents.cto.tasks";
 const MAX_AGE_MS = 2_000;
 
-async function setUp(org: TestOrg): Promise<void> {
-  await org.jsm.streams.add({ name: STREAM, subjects: [SUBJECT], max_age: nanos(MAX_AGE_MS) });
-  await org.jsm.consumers.add(STREAM, {
-    durable_name: "cto-worker",
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    max_deliver: 3,
-    ack_wait: nanos(30 * 60_000),
-  });
+async function setUp(jsm: JetStreamManager): Promise<void> {
+  await addTaskStream(jsm, "cto", { max_age: nanos(MAX_AGE_MS) });
 }
 
 async function publishAndRead(org: TestOrg, daemon: Daemon, ids: string[]): Promise<void> {
@@ -67,7 +61,7 @@ describe("lost work across restarts", () => {
   });
 
   it("counts tasks that expired while nats-server was down, delivered ones included", async () => {
-    org = await startTestOrg({ prepare: async (jsm, js) => setUp({ jsm, js } as TestOrg), firstPoll: true });
+    org = await startTestOrg({ prepare: setUp, firstPoll: true });
     const daemon = org.daemon;
     await publishAndRead(org, daemon, ["r-1", "r-2", "r-3"]);
     const inProgress = await pullOne(org);
@@ -93,7 +87,7 @@ describe("lost work across restarts", () => {
   });
 
   it("counts removals that happened while orgwatch was down, once, after it restarts", async () => {
-    org = await startTestOrg({ prepare: async (jsm, js) => setUp({ jsm, js } as TestOrg), firstPoll: true });
+    org = await startTestOrg({ prepare: setUp, firstPoll: true });
     await publishAndRead(org, org.daemon, ["o-1", "o-2", "o-3"]);
     await org.daemon.pollNow();
     await org.daemon.org.tasks.whenSaved();

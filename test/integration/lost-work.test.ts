@@ -2,17 +2,12 @@
 // the consumer that owed it an ack acknowledged it, counted exactly per consumer and reason, the
 // task ended `lost`, and what was acknowledged (in order or above the floor) never counted.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  AckPolicy,
-  DeliverPolicy,
-  DiscardPolicy,
-  type JetStreamManager,
-  type JsMsg,
-} from "@nats-io/jetstream";
+import { DiscardPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
 import { advisoriesDrained } from "../helpers/poison.js";
+import { addTaskStream } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
 
 const enc = new TextEncoder();
@@ -20,32 +15,6 @@ const LOST = "orgwatch_consumer_lost_messages_total";
 
 function task(id: string): Uint8Array {
   return enc.encode(JSON.stringify({ task_id: id, type: "feature_implementation" }));
-}
-
-async function addTaskStream(
-  jsm: JetStreamManager,
-  role: string,
-  limits: { maxAgeMs?: number; maxMsgs?: number } = {},
-  consumers: string[] = [`${role}-worker`],
-): Promise<{ stream: string; subject: string }> {
-  const stream = `AGENT_${role.toUpperCase()}_TASKS`;
-  const subject = `genbrain.agents.${role}.tasks`;
-  await jsm.streams.add({
-    name: stream,
-    subjects: [subject],
-    ...(limits.maxAgeMs ? { max_age: nanos(limits.maxAgeMs) } : {}),
-    ...(limits.maxMsgs ? { max_msgs: limits.maxMsgs, discard: DiscardPolicy.Old } : {}),
-  });
-  for (const name of consumers) {
-    await jsm.consumers.add(stream, {
-      durable_name: name,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_deliver: 3,
-      ack_wait: nanos(30 * 60_000),
-    });
-  }
-  return { stream, subject };
 }
 
 describe("lost work", () => {
@@ -102,7 +71,7 @@ describe("lost work", () => {
   }
 
   it("counts tasks expired by max-age per consumer: never delivered, in progress, acked (in and out of order)", async () => {
-    const { stream, subject } = await addTaskStream(org.jsm, "cto", { maxAgeMs: 3_000 }, [
+    const { stream, subject } = await addTaskStream(org.jsm, "cto", { max_age: nanos(3_000) }, [
       "cto-worker",
       "cto-audit",
     ]);
@@ -144,7 +113,10 @@ describe("lost work", () => {
   });
 
   it("counts messages pushed out by max-msgs (discard old) as limits", async () => {
-    const { stream, subject } = await addTaskStream(org.jsm, "qa", { maxMsgs: 2 });
+    const { stream, subject } = await addTaskStream(org.jsm, "qa", {
+      max_msgs: 2,
+      discard: DiscardPolicy.Old,
+    });
     await org.daemon.pollNow();
     await publishTasks(subject, ["lim-1", "lim-2"]);
     await org.daemon.pollNow();

@@ -10,7 +10,7 @@ import { MAX_DELIVER } from "../../src/demo/plan.js";
 import { startSimulatedOrganization, type SimulatedOrganization } from "../../src/demo/simulator.js";
 import { DEADLETTER_STREAM, taskStreamName, workerName } from "../../src/demo/topology.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
-import { spawnOrgwatch } from "../helpers/cli.js";
+import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
 import { startOtlpReceiver, type ExportedSpan } from "../helpers/otlp-receiver.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
 import { advisoriesDrained, readStream } from "../helpers/poison.js";
@@ -19,12 +19,6 @@ import { waitFor } from "../helpers/wait.js";
 
 const KILLS = 3;
 const SEED = 0x5eed;
-
-interface RunningOrgwatch {
-  child: ChildProcess;
-  url: Promise<string>;
-  exited: Promise<unknown>;
-}
 
 describe("orgwatch killed at random points of a simulated organization's work", () => {
   let nats: NatsServerProcess;
@@ -51,44 +45,9 @@ describe("orgwatch killed at random points of a simulated organization's work", 
   });
 
   function startOrgwatch(): RunningOrgwatch {
-    const child = spawnOrgwatch(
-      [
-        "--nats-url",
-        nats.url,
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "500ms",
-        "--advisories.ack-wait",
-        "2s",
-        // The flaky agent's dead letters hold its ack floor on nats-server 2.9: completions after
-        // them are known from sampled acks only, captured so that none is lost while orgwatch is down.
-        "--advisories.ack-samples",
-        "capture",
-      ],
-      {
-        env: {
-          ...process.env,
-          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-          OTEL_BSP_SCHEDULE_DELAY: "200",
-        },
-      },
-    );
-    children.push(child);
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    let out = "";
-    child.stdout?.resume();
-    const url = new Promise<string>((resolve, reject) => {
-      child.stderr?.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /"url":"(http:[^"]+)","telemetryPath"/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      void exited.then(() => reject(new Error(`orgwatch exited early: ${out.slice(-1000)}`)));
-    });
-    url.catch(() => undefined);
-    return { child, url, exited };
+    const running = startOrgwatchDaemon({ natsUrl: nats.url, otlpUrl: otlp.url, pollInterval: "500ms" });
+    children.push(running.child);
+    return running;
   }
 
   it("routes every dead letter once, tells the truth after, and exports connected traces", async () => {
