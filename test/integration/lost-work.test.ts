@@ -168,6 +168,16 @@ describe("lost work", () => {
     expect(m.series("orgwatch_unrouted_messages_total", { role: "ops" })).toEqual([]);
   });
 
+  it("with its tap on the task subjects, a js.publish to an unstored subject times out instead of failing at once", async () => {
+    // The documented price of the tap (docs/lost-work.md): the publish still fails, later.
+    const err = await org.js.publish("genbrain.agents.nobody.tasks", task("void-1"), { timeout: 500 }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeDefined();
+    expect(String(err?.message)).toMatch(/timeout/i);
+  });
+
   it("counts broken chain links: unrouted target and a next step that never came", async () => {
     const { stream, subject } = await addTaskStream(org.jsm, "dev");
     await org.daemon.pollNow();
@@ -191,5 +201,28 @@ describe("lost work", () => {
       { what: "both broken links" },
     );
     expect(stream).toBe("AGENT_DEV_TASKS");
+  });
+});
+
+describe("unrouted work without the tap", () => {
+  let org: TestOrg;
+  beforeAll(async () => {
+    org = await startTestOrg({ firstPoll: true, settings: { "unrouted.subscribe": false } });
+  });
+  afterAll(async () => {
+    await org?.stop();
+  });
+
+  it("leaves a publisher's immediate no-responders error alone, and counts nothing", async () => {
+    const started = Date.now();
+    const err = await org.js.publish("genbrain.agents.nobody.tasks", task("void-2"), { timeout: 5_000 }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeDefined();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(String((err as { cause?: Error }).cause?.message ?? err?.message)).toMatch(/no responders|503/i);
+    await org.daemon.pollNow();
+    expect((await scrape(org.daemon.url)).series("orgwatch_unrouted_messages_total")).toEqual([]);
   });
 });
