@@ -13,6 +13,8 @@ import { registerBroadcastMetrics } from "./exporters/metrics/broadcasts.js";
 import { registerDeadLetterMetrics } from "./exporters/metrics/deadletters.js";
 import { registerTaskMetrics } from "./exporters/metrics/tasks.js";
 import { registerLostWorkMetrics } from "./exporters/metrics/lost-work.js";
+import { registerBackpressureMetrics } from "./exporters/metrics/backpressure.js";
+import { Admission, startAdmissionService } from "./services/admission.js";
 import { registerFindingMetrics } from "./exporters/metrics/findings.js";
 import { startTraceExporter, type TraceExporter } from "./exporters/traces.js";
 import { startHttpServer, type HttpServer } from "./exporters/http.js";
@@ -57,6 +59,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   registerDeadLetterMetrics(metrics, org);
   registerTaskMetrics(metrics, org);
   registerLostWorkMetrics(metrics, org);
+  registerBackpressureMetrics(metrics, org);
   registerFindingMetrics(metrics, org);
   const traces: TraceExporter = startTraceExporter(org, config, log, options.spanExporter);
 
@@ -80,6 +83,8 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     sources.push(await startFindings(ctx));
     poller = startJetStreamPoller(ctx);
     sources.push(poller);
+    // Answers from the model; started last, so the first answers follow a poll soon after.
+    sources.push(startAdmissionService(nc, new Admission(org), config["subject-prefix"]));
   });
   started.catch((err: unknown) => log.error({ err: (err as Error).message }, "a source failed to start"));
 

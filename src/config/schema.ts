@@ -105,6 +105,27 @@ export const SETTINGS = [
     default: "true",
   },
   {
+    key: "backpressure.window",
+    type: "duration",
+    description:
+      "acknowledgements per consumer are measured over this window for the ack rate and drain time (shorter while less history exists)",
+    default: "1h",
+  },
+  {
+    key: "backpressure.max-eta",
+    type: "duration",
+    description:
+      "a drain time over this is a backlog too long (admission defers; the shipped OrgwatchBacklogTooLong uses 4h)",
+    default: "4h",
+  },
+  {
+    key: "admission.max-lag",
+    type: "integer",
+    description:
+      "admission defers new tasks for a role whose lag would exceed this (the reference's rule: 5)",
+    default: "5",
+  },
+  {
     key: "deadletter.route",
     type: "boolean",
     description: "copy messages that exhausted max-deliver to the dead-letter subject",

@@ -9,6 +9,8 @@ import type { Config } from "../config/schema.js";
 import { parseListenAddress } from "../config/load.js";
 import type { Logger } from "../log.js";
 import { lagOf } from "../logic/consumer-status.js";
+import { AdmissionError } from "../logic/admission.js";
+import { Admission } from "../services/admission.js";
 import type { Organization } from "../model/organization.js";
 import type { MetricsRegistry } from "./metrics/registry.js";
 import { VERSION } from "../version.js";
@@ -104,6 +106,23 @@ export function createApp(
         .send(
           `not ready: ${h.natsConnected ? "connected to NATS" : "not connected to NATS"}, ${h.pollsCompleted} polls completed\n`,
         );
+  });
+  const admission = new Admission(org);
+  app.get("/api/v1/admission", (req, res) => {
+    try {
+      const q = req.query;
+      const one = (v: unknown) => (Array.isArray(v) ? v[0] : v);
+      res.json(
+        admission.answer({
+          role: one(q["role"]),
+          tasks: one(q["tasks"]),
+          complete_within_minutes: one(q["complete_within_minutes"]),
+        }),
+      );
+    } catch (err) {
+      if (err instanceof AdmissionError) res.status(err.code).json({ error: err.message, code: err.code });
+      else res.status(500).json({ error: "internal error", code: 500 });
+    }
   });
   app.get("/", (_req, res) => {
     res.type("html").send(indexPage(config, org));

@@ -76,6 +76,10 @@ export interface ConsumerState {
   readonly oldestUnackedMs: number | undefined;
   /** Burrow-style evaluation over the last polls; see logic/consumer-status.ts. */
   readonly status: ConsumerStatus;
+  /** Acknowledgements per second over --backpressure.window (logic/ack-rate.ts); undefined until two polls. */
+  readonly ackRatePerSecond: number | undefined;
+  /** Lag ÷ that rate: 0 with no lag, Infinity with lag and no acks, undefined while the rate is unknown. */
+  readonly drainEtaSeconds: number | undefined;
 }
 
 export interface PollResult {

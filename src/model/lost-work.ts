@@ -162,6 +162,14 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     }
   }
 
+  /** Messages a consumer lost so far (every reason), as counted (not only as saved). */
+  lostTotal(stream: string, consumer: string): number {
+    const totals = this.ledgers.get(consumerKey(stream, consumer))?.totals ?? {};
+    let n = 0;
+    for (const v of Object.values(totals)) n += v ?? 0;
+    return n;
+  }
+
   /** Sequences of a consumer orgwatch saw dead-lettered (poller: live work only). */
   deadSequences(stream: string, consumer: string): readonly number[] {
     return this.ledgers.get(consumerKey(stream, consumer))?.dead ?? [];

@@ -1,6 +1,7 @@
 // The one model of the watched organization. Sources (src/sources/*) write into it; exporters
 // (src/exporters/*) only read it or listen to its events. Each part lives in its own file.
 import type { Config } from "../config/schema.js";
+import { AdmissionsModel } from "./admissions.js";
 import { AgentsModel } from "./agents.js";
 import { BroadcastsModel } from "./broadcasts.js";
 import { DeadLettersModel } from "./deadletters.js";
@@ -17,6 +18,7 @@ export class Organization {
   /** Listens to polls before the task model: it names the lost tasks the task model then ends. */
   readonly lostWork = new LostWorkModel();
   readonly unrouted = new UnroutedModel();
+  readonly admissions = new AdmissionsModel();
   readonly agents: AgentsModel;
   readonly broadcasts = new BroadcastsModel();
   readonly deadLetters = new DeadLettersModel();

@@ -14,6 +14,8 @@ import type { ConsumerConfig, ConsumerInfo, StreamInfo } from "@nats-io/jetstrea
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
 import { keepsDeadRedeliveredEntry } from "../logic/server-version.js";
+import { ackRatePerSecond, drainEtaSeconds, observeAcks, type AckHistory } from "../logic/ack-rate.js";
+import { subjectMatches } from "../logic/subject-match.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
 import { isOwnStream, OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
 import { createTimeSlicer } from "./time-slicer.js";
@@ -125,6 +127,9 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
 
   /** Consumer histories for the status evaluation, by consumerKey; only consumers of the last poll. */
   let histories = new Map<string, ConsumerHistory>();
+  /** Acknowledgement histories for the ack rate and drain time (logic/ack-rate.ts), likewise. */
+  let ackHistories = new Map<string, AckHistory>();
+  const backpressureWindow = config["backpressure.window"];
   /** Message reads of the last poll by `${stream}\0${seq}\0${filter}`; an unchanged floor costs nothing. */
   let reads = new Map<string, StoredTime>();
   let inFlight: Promise<void> | undefined;
@@ -345,6 +350,27 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         windowSize,
       );
       nextHistories.set(key, history);
+      const whole =
+        filterSubjects.length === 0 ||
+        stream.subjects.every((subject) => filterSubjects.some((f) => subjectMatches(f, subject)));
+      const counts = org.deadLetters.get(stream.name, ci.name);
+      const acks = observeAcks(
+        ackHistories.get(key),
+        {
+          atMs: started,
+          lag: ci.num_pending + ci.num_ack_pending,
+          arrivals: whole ? stream.lastSequence : floorConsumer,
+          ended:
+            (counts?.deadLetters ?? 0) +
+            (counts?.terminated ?? 0) +
+            org.lostWork.lostTotal(stream.name, ci.name),
+          createdMs,
+          floorOnly: !whole,
+        },
+        backpressureWindow,
+      );
+      nextAckHistories.set(key, acks);
+      const rate = ackRatePerSecond(acks);
       return {
         stream: stream.name,
         name: ci.name,
@@ -371,10 +397,13 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         oldestUnackedSequence: oldest?.seq,
         oldestUnackedMs: oldest?.ms,
         status: evaluateStatus(history, ackWaitMs, windowSize),
+        ackRatePerSecond: rate,
+        drainEtaSeconds: drainEtaSeconds(ci.num_pending + ci.num_ack_pending, rate),
       };
     }
 
     const nextHistories = new Map<string, ConsumerHistory>();
+    const nextAckHistories = new Map<string, AckHistory>();
     const serverId = nc.info?.server_id;
     const serverVersion = nc.info?.version;
     const keepsDeadEntry = keepsDeadRedeliveredEntry(serverVersion);
@@ -397,6 +426,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         consumers.set(key, last);
         const history = histories.get(key);
         if (history) nextHistories.set(key, history);
+        const acks = ackHistories.get(key);
+        if (acks) nextAckHistories.set(key, acks);
         carried++;
       };
       const unanswered = new Set<string>();
@@ -459,6 +490,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       }
       reads = settled;
       histories = nextHistories;
+      ackHistories = nextAckHistories;
       const result: PollResult = { at: started, streams, consumers, requests, serverId, serverVersion };
       // The last consumer-list replies arrive in bursts handled back to back: let the loop breathe
       // before the model's listeners, which then run one per turn.

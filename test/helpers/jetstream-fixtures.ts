@@ -65,6 +65,8 @@ export function consumerState(
     oldestUnackedSequence: undefined,
     oldestUnackedMs: undefined,
     status: "ok",
+    ackRatePerSecond: undefined,
+    drainEtaSeconds: undefined,
     ...overrides,
   };
 }

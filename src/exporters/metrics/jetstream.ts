@@ -67,6 +67,16 @@ const CONSUMER_FAMILIES: readonly Family<ConsumerState>[] = [
     value: (c) => c.ackWaitMs / 1000,
   },
   {
+    name: "orgwatch_consumer_ack_rate_per_second",
+    help: "Messages acknowledged per second over --backpressure.window (shorter while less history exists; absent until two polls)",
+    value: (c) => c.ackRatePerSecond,
+  },
+  {
+    name: "orgwatch_consumer_drain_eta_seconds",
+    help: "How long the consumer's lag takes at its ack rate: 0 with no lag, +Inf with lag and no acks",
+    value: (c) => c.drainEtaSeconds,
+  },
+  {
     name: "orgwatch_consumer_max_deliver",
     help: "The consumer's maximum deliveries per message (-1 unlimited)",
     value: (c) => c.maxDeliver,
