@@ -98,6 +98,12 @@ function taskAttributes(task: TaskRecord): Attributes {
   if (task.onCompletePublishTo !== undefined) a["orgwatch.on_complete.publish_to"] = task.onCompletePublishTo;
   if (task.outcome === "timeout") a["orgwatch.task.timed_out"] = true;
   if (task.lostReason !== undefined) a["orgwatch.lost.reason"] = task.lostReason;
+  if (task.usage) {
+    a["gen_ai.usage.input_tokens"] = task.usage.inputTokens;
+    a["gen_ai.usage.output_tokens"] = task.usage.outputTokens;
+    a["orgwatch.cost_usd"] = task.usage.costUsd;
+    if (task.usage.model !== undefined) a["gen_ai.request.model"] = task.usage.model;
+  }
   return a;
 }
 

@@ -14,6 +14,7 @@ export const INVALID_REASONS = [
   "unknown_state",
   "bad_timestamp",
   "bad_role",
+  "bad_usage",
 ] as const;
 export type InvalidReason = (typeof INVALID_REASONS)[number];
 

@@ -11,6 +11,7 @@ import { JetStreamModel } from "./jetstream.js";
 import { LostWorkModel } from "./lost-work.js";
 import { TasksModel } from "./tasks/index.js";
 import { UnroutedModel } from "./unrouted.js";
+import { UsageModel } from "./usage.js";
 
 export class Organization {
   readonly health = new ExporterHealth();
@@ -19,6 +20,7 @@ export class Organization {
   readonly lostWork = new LostWorkModel();
   readonly unrouted = new UnroutedModel();
   readonly admissions = new AdmissionsModel();
+  readonly usage = new UsageModel();
   readonly agents: AgentsModel;
   readonly broadcasts = new BroadcastsModel();
   readonly deadLetters = new DeadLettersModel();

@@ -171,6 +171,16 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       this.remember(this.pendingCompletions, signal.taskId, signal);
       return;
     }
+    if (signal.usage && !task.exported) {
+      const u = task.usage;
+      task.usage = {
+        inputTokens: (u?.inputTokens ?? 0) + signal.usage.inputTokens,
+        outputTokens: (u?.outputTokens ?? 0) + signal.usage.outputTokens,
+        costUsd: (u?.costUsd ?? 0) + signal.usage.costUsd,
+        model: signal.usage.model ?? u?.model,
+      };
+      this.store.markDirty(task);
+    }
     if (task.doneMs === undefined) {
       this.addEvent(task, { name: signal.outcome, atMs: signal.atMs });
       this.end(task, signal.outcome === "completed" ? "completed" : "failed", signal.atMs);

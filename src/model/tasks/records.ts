@@ -4,10 +4,13 @@ import type { LinkKind } from "../../logic/chain-link.js";
 import type { SlaKind } from "../../logic/sla.js";
 import type { TaskMessage, TaskSla, TraceParent } from "../../logic/task-message.js";
 import type { RemovalReason } from "../../logic/removal.js";
+import type { Usage } from "../../logic/event-message.js";
 
 export interface CompletionSignal {
   readonly taskId: string;
   readonly outcome: "completed" | "failed";
+  /** Tokens and cost the agent reported for the work. */
+  readonly usage?: Usage;
   /** Epoch ms (the event's ts when given, else arrival). */
   readonly atMs: number;
   readonly role?: string;
@@ -88,6 +91,8 @@ export interface TaskRecord {
   events: TaskEvent[];
   doneMs: number | undefined;
   outcome: TaskOutcome | undefined;
+  /** Tokens and cost reported for it (summed over its completion events). */
+  usage?: Usage;
   /** Why it left its stream unacknowledged (outcome `lost`). */
   lostReason?: RemovalReason;
   /** Its on_complete next step broke (counted once): see logic/removal.ts' BrokenLinkReason. */
