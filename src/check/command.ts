@@ -142,6 +142,7 @@ export async function runChecks(nc: NatsConnection, config: Config): Promise<Che
       deadLetterRouted: await orgwatchRoutesDeadLetters(jsm, config),
       ackRates,
       onCompleteTargets: await latestOnCompleteTargets(jsm, poll, prefix),
+      nowMs: poll.at,
     });
     return { poll, roster, findings };
   } finally {

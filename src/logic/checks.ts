@@ -25,6 +25,7 @@ export const CHECK_IDS = [
   "ack_sampling_off",
   "single_replica_in_cluster",
   "on_complete_target_unrouted",
+  "backlog_outlives_max_age",
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -74,6 +75,8 @@ export interface CheckInput {
   readonly ackRates?: AckRates;
   /** The on_complete targets of the latest tasks of each task stream. */
   readonly onCompleteTargets?: readonly OnCompleteTarget[];
+  /** Now (epoch ms), for the age of the oldest waiting task. */
+  readonly nowMs: number;
 }
 
 /** A task's on_complete.publish_to, as read from its stream. */
@@ -210,8 +213,28 @@ export function evaluateChecks(input: CheckInput): Finding[] {
             "(the reference: 50 tasks at one per 30 minutes is a 25-hour backlog)",
           fix:
             `add agents sharing ${c.name} (pull from the same durable consumer, or --deliver-group), ` +
-            `or admission control: publishers check the consumer's pending count (nats consumer info ` +
-            `${c.stream} ${c.name}) before publishing`,
+            `or admission control: publishers ask orgwatch (nats req ${input.prefix}.orgwatch.admission ` +
+            `'{"role":"${c.role}","tasks":1}') before publishing`,
+        });
+      }
+      // The stream removes its oldest tasks before the agent reaches the last one.
+      const stream = streams.find((st) => st.name === c.stream);
+      const oldestAgeMs = c.oldestUnackedMs === undefined ? 0 : Math.max(0, input.nowMs - c.oldestUnackedMs);
+      if (stream && stream.maxAgeMs > 0 && drain !== Infinity && drain + oldestAgeMs > stream.maxAgeMs) {
+        add({
+          check: "backlog_outlives_max_age",
+          level: "error",
+          stream: c.stream,
+          consumer: c.name,
+          role: c.role,
+          what:
+            `${lag} tasks wait for ${where(c)}${agent(c.role)}: about ${formatDuration(roundMinutes(drain))} ` +
+            `to drain, the oldest ${formatDuration(roundMinutes(oldestAgeMs))} old, past the stream's max age ` +
+            `of ${formatDuration(stream.maxAgeMs)}`,
+          why: "the stream removes the oldest tasks at their max age before the agent reaches them: they are lost",
+          fix:
+            `nats stream edit ${c.stream} --max-age ${formatDuration(roundMinutes(2 * (drain + oldestAgeMs)))}, ` +
+            `and add agents sharing ${c.name} so the backlog drains`,
         });
       }
     }
@@ -418,38 +441,4 @@ export function ackRate(from: AckSample, to: AckSample): number | undefined {
 
 export function ackSampleOf(c: ConsumerState, atMs: number): AckSample {
   return { atMs, acked: c.ackFloorConsumerSequence, createdMs: c.createdMs };
-}
-
-/**
- * The daemon's view of ack rates: a baseline sample per consumer, replaced once it is `windowMs`
- * old; the rate is the one measured over the last full window. Consumers that disappear are forgotten.
- */
-export class AckRateTracker {
-  private baselines = new Map<string, AckSample>();
-  private readonly rates = new Map<string, number>();
-
-  constructor(private readonly windowMs: number) {}
-
-  observe(consumers: Iterable<ConsumerState>, atMs: number): AckRates {
-    const next = new Map<string, AckSample>();
-    for (const c of consumers) {
-      const key = `${c.stream}/${c.name}`;
-      const sample = ackSampleOf(c, atMs);
-      const base = this.baselines.get(key);
-      if (!base || base.createdMs !== sample.createdMs || sample.acked < base.acked) {
-        this.rates.delete(key);
-        next.set(key, sample);
-      } else if (atMs - base.atMs >= this.windowMs) {
-        const rate = ackRate(base, sample);
-        if (rate === undefined) this.rates.delete(key);
-        else this.rates.set(key, rate);
-        next.set(key, sample);
-      } else {
-        next.set(key, base);
-      }
-    }
-    for (const key of this.rates.keys()) if (!next.has(key)) this.rates.delete(key);
-    this.baselines = next;
-    return this.rates;
-  }
 }

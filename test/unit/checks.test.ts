@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import {
-  AckRateTracker,
   ackRate,
   evaluateChecks,
   exitCodeFor,
@@ -61,6 +60,7 @@ function reference(roles = ["ceo", "cto", "security"]): CheckInput {
     maxDrainMs: 4 * 60 * MIN,
     deadLetterSubject: "genbrain.org.deadletter",
     deadLetterRouted: false,
+    nowMs: 100 * 3600_000,
   };
 }
 
@@ -69,6 +69,26 @@ const brief = (fs: Finding[]) => fs.map((f) => `${f.level} ${f.check} ${f.stream
 describe("evaluateChecks", () => {
   it("finds nothing in the reference organization", () => {
     expect(evaluateChecks(reference())).toEqual([]);
+  });
+
+  it("reports a backlog that outlives its stream's max age", () => {
+    const input = reference();
+    const findings = evaluateChecks({
+      ...input,
+      consumers: [...input.consumers].map((c) =>
+        c.name === "cto-worker" ? { ...c, pending: 50, oldestUnackedMs: input.nowMs - 50 * 60 * MIN } : c,
+      ),
+      // One every 30 minutes: 25 hours to drain, the oldest 50 hours old, the max age 72 hours.
+      ackRates: new Map([["AGENT_CTO_TASKS/cto-worker", 1 / (30 * MIN)]]),
+    });
+    const outlives = findings.filter((f) => f.check === "backlog_outlives_max_age");
+    expect(brief(outlives)).toEqual(["error backlog_outlives_max_age AGENT_CTO_TASKS/cto-worker cto"]);
+    expect(outlives[0]!.what).toBe(
+      "50 tasks wait for consumer cto-worker on stream AGENT_CTO_TASKS (agent cto): about 1d1h to drain, the oldest 2d2h old, past the stream's max age of 3d",
+    );
+    expect(outlives[0]!.fix).toBe(
+      "nats stream edit AGENT_CTO_TASKS --max-age 6d6h, and add agents sharing cto-worker so the backlog drains",
+    );
   });
 
   it("reports an on_complete target no stream stores, once per stream and target, with the fix", () => {
@@ -326,19 +346,6 @@ describe("ack rates", () => {
     expect(ackRate({ atMs: 0, acked: 10, createdMs: 1 }, { atMs: 60_000, acked: 3, createdMs: 1 })).toBe(
       undefined,
     );
-  });
-
-  it("the daemon's tracker reports the rate over each full window and forgets removed consumers", () => {
-    const tracker = new AckRateTracker(10 * MIN);
-    const at = (acked: number) => [worker("cto", { ackFloorConsumerSequence: acked })];
-    expect(tracker.observe(at(0), 0).size).toBe(0);
-    expect(tracker.observe(at(2), 5 * MIN).size).toBe(0);
-    expect(tracker.observe(at(5), 10 * MIN).get("AGENT_CTO_TASKS/cto-worker")).toBe(5 / (10 * MIN));
-    // Kept until the next window completes.
-    expect(tracker.observe(at(6), 15 * MIN).get("AGENT_CTO_TASKS/cto-worker")).toBe(5 / (10 * MIN));
-    // A window without acks: no observed rate (estimated instead).
-    expect(tracker.observe(at(5 + 0), 20 * MIN).size).toBe(0);
-    expect(tracker.observe([], 25 * MIN).size).toBe(0);
   });
 });
 

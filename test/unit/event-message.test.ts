@@ -16,11 +16,20 @@ describe("parseEventMessage", () => {
         role: "cto",
         taskId: "task-1847",
         tsMs: Date.parse("2024-05-01T10:00:00Z"),
+        usage: undefined,
+        badUsage: false,
       },
     });
     expect(parse('{"type":"agent.started"}')).toEqual({
       ok: true,
-      value: { type: "agent.started", role: "", taskId: undefined, tsMs: undefined },
+      value: {
+        type: "agent.started",
+        role: "",
+        taskId: undefined,
+        tsMs: undefined,
+        usage: undefined,
+        badUsage: false,
+      },
     });
     // An empty task id is no task id.
     expect(parse('{"type":"task.completed","task_id":""}')).toMatchObject({
