@@ -1,13 +1,14 @@
 // `npm run bench`: every benchmark, each against nats-servers of its own on free ports, then the
 // tables (Markdown, as in BENCHMARKS.md). Options:
 //   --quick            small sizes (a minute or so; for trying the harness, not for figures)
-//   --only a,b         some of: poll, ingest, chains, scrape
+//   --only a,b         some of: poll, ingest, chains, scrape, admission
 //   --json <file>      also write the raw results
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
+import { admissionTable, measureAdmission, type AdmissionResult } from "./admission.js";
 import { measureChains, type ChainResult } from "./chains.js";
 import { INGEST_SERVER_CONFIG, measureIngest, type IngestResult } from "./ingest.js";
 import { measurePollCost, type PollCost } from "./poll-cost.js";
@@ -78,6 +79,7 @@ const results: {
   ingest: (IngestResult & { mode: string })[];
   chains?: ChainResult;
   scrape?: ScrapeResult;
+  admission?: AdmissionResult;
 } = {
   machine: {
     cpus: cpus().length,
@@ -108,6 +110,18 @@ if (wants("ingest")) {
         log(`ingest (${mode})`);
         results.ingest.push(await measureIngest(server.url, { messages: quick ? 100_000 : 400_000, mode }));
       }
+    }),
+  );
+}
+
+if (wants("admission")) {
+  await phase("admission", () =>
+    withServer({}, async (server) => {
+      log("admission control");
+      results.admission = await measureAdmission(
+        server.url,
+        quick ? { streams: 10, consumers: 100, requests: 2_000 } : { streams: 100, consumers: 1000 },
+      );
     }),
   );
 }
@@ -167,6 +181,7 @@ if (results.scrape) {
     "",
   );
 }
+if (results.admission) out.push("### Admission control", "", admissionTable(results.admission), "");
 if (failures.length > 0)
   out.push("### Failed", "", ...failures.map((f) => "    " + f.split("\n").join("\n    ")), "");
 process.stdout.write(out.join("\n") + "\n");

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
+import { admissionTable, measureAdmission } from "../bench/admission.js";
 import { measureChains } from "../bench/chains.js";
 import { INGEST_SERVER_CONFIG, measureIngest } from "../bench/ingest.js";
 import { expectedRequests, measurePollCost } from "../bench/poll-cost.js";
@@ -27,6 +28,19 @@ describe("benchmarks (smoke)", () => {
   });
   afterAll(async () => {
     await server?.stop();
+  });
+
+  it("admission: answers every request, in-process and over NATS", async () => {
+    const own = await startNatsServer();
+    try {
+      const r = await measureAdmission(own.url, { streams: 2, consumers: 4, requests: 200 });
+      expect(r.consumers).toBe(54);
+      expect(r.decisionsPerSecond).toBeGreaterThan(0);
+      expect(r.requestsPerSecond).toBeGreaterThan(0);
+      expect(admissionTable(r).split("\n")).toHaveLength(3);
+    } finally {
+      await own.stop();
+    }
   });
 
   it("poll cost: orgwatch and the bare client send exactly the requests a poll needs", async () => {

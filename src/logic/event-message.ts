@@ -47,7 +47,8 @@ export function parseUsage(event: Record<string, unknown>): Usage | undefined | 
   const output = pick("output_tokens", "gen_ai.usage.output_tokens");
   const cost = pick("cost_usd", "orgwatch.cost_usd");
   const model = pick("model", "gen_ai.request.model", "gen_ai.response.model");
-  if (input === undefined && output === undefined && cost === undefined) return u === undefined ? undefined : "bad";
+  if (input === undefined && output === undefined && cost === undefined)
+    return u === undefined ? undefined : "bad";
   const count = (v: unknown, max: number, integer: boolean) =>
     v === undefined
       ? 0

@@ -13,6 +13,7 @@ import {
 import { LabelCap, OVERFLOW_VALUE } from "../logic/label-cap.js";
 import { lagOf } from "../logic/consumer-status.js";
 import { subjectMatches } from "../logic/subject-match.js";
+import type { ConsumerState, PollResult } from "../model/jetstream.js";
 import type { Organization } from "../model/organization.js";
 import { VERSION } from "../version.js";
 import { ServiceError, startService, type RunningService } from "./micro.js";
@@ -52,17 +53,34 @@ export class Admission {
     return this.org.agents.isKnown(role) ? role : this.roles.admit(role);
   }
 
+  /** Task consumers by role, per poll: a request looks at its role's only (10,000 consumers). */
+  private readonly byRole = new WeakMap<PollResult, Map<string, ConsumerState[]>>();
+
+  private taskConsumers(poll: PollResult | undefined, role: string): ConsumerState[] {
+    if (!poll) return [];
+    let index = this.byRole.get(poll);
+    if (!index) {
+      index = new Map();
+      for (const c of poll.consumers.values()) {
+        if (!c.durable || c.kind !== "tasks") continue;
+        const list = index.get(c.role) ?? [];
+        list.push(c);
+        index.set(c.role, list);
+      }
+      this.byRole.set(poll, index);
+    }
+    return index.get(role) ?? [];
+  }
+
   private roleState(role: string, nowMs: number): RoleState {
     const poll = this.org.jetstream.current;
-    const consumers = [...(poll?.consumers.values() ?? [])]
-      .filter((c) => c.durable && c.kind === "tasks" && c.role === role)
-      .map((c) => ({
-        name: c.name,
-        lag: lagOf(c),
-        oldestUnackedMs: c.oldestUnackedMs,
-        status: c.status,
-        ackRatePerSecond: c.ackRatePerSecond,
-      }));
+    const consumers = this.taskConsumers(poll, role).map((c) => ({
+      name: c.name,
+      lag: lagOf(c),
+      oldestUnackedMs: c.oldestUnackedMs,
+      status: c.status,
+      ackRatePerSecond: c.ackRatePerSecond,
+    }));
     const subject = `${this.org.config["subject-prefix"]}.agents.${role}.tasks`;
     const hasStream = [...(poll?.streams.values() ?? [])].some((s) =>
       s.subjects.some((f) => subjectMatches(f, subject)),
