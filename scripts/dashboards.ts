@@ -286,6 +286,42 @@ function overview(): DashboardBuilder {
     )
     .withPanel(
       timeseries(
+        "Drain time per agent",
+        [
+          query(`max by (role) (orgwatch_consumer_drain_eta_seconds{${TASKS}} < +Inf)`, {
+            legend: "{{role}}",
+          }),
+        ],
+        {
+          description:
+            "How long each agent's waiting tasks take at its ack rate of the last hour (admission control defers past 4h: the dashed line). Agents with work and no ack at all are stalled or stopped, not shown here.",
+          unit: "s",
+          alertAt: 14400,
+          min: 0,
+        },
+      ).dataLinks([agentLink()]),
+    )
+    .withPanel(
+      timeseries(
+        "Tokens and cost per agent",
+        [
+          query(`sum by (role) (increase(orgwatch_tokens_total[$__rate_interval]))`, {
+            legend: "tokens {{role}}",
+          }),
+          query(`sum by (role) (increase(orgwatch_redelivered_tokens_total[$__rate_interval]))`, {
+            legend: "spent twice {{role}}",
+          }),
+        ],
+        {
+          description:
+            "Tokens agents report on their completions, and those spent on work done again (failed, or delivered more than once).",
+          unit: "short",
+          min: 0,
+        },
+      ).dataLinks([agentLink()]),
+    )
+    .withPanel(
+      timeseries(
         "Consumers by status",
         [query(`sum by (status) (orgwatch_consumer_status{${TASKS}})`, { legend: "{{status}}" })],
         {
@@ -581,6 +617,42 @@ function agent(): DashboardBuilder {
             "The agent's work that disappeared: lost by reason (max_age, limits, purge, delete, unknown), published to its subjects where no stream stores them, and its completed tasks whose on_complete next step broke.",
           unit: "short",
           span: 8,
+          min: 0,
+        },
+      ),
+    )
+    .withPanel(
+      timeseries(
+        "Drain time and ack rate",
+        [
+          query(`max(orgwatch_consumer_drain_eta_seconds{${ROLE},${TASKS}} < +Inf)`, {
+            legend: "drain time",
+          }),
+        ],
+        {
+          description:
+            "How long the agent's waiting tasks take at its ack rate over --backpressure.window (the dashed line: 4h, where admission defers and OrgwatchBacklogTooLong warns).",
+          unit: "s",
+          span: 8,
+          alertAt: 14400,
+          min: 0,
+        },
+      ),
+    )
+    .withPanel(
+      timeseries(
+        "Cost",
+        [
+          query(`sum by (outcome) (increase(orgwatch_cost_usd_total{${ROLE}}[$__rate_interval]))`, {
+            legend: "{{outcome}}",
+          }),
+        ],
+        {
+          description:
+            "US dollars the agent reported on its completions, by outcome (failed work is money spent twice).",
+          unit: "currencyUSD",
+          span: 8,
+          stacked: true,
           min: 0,
         },
       ),

@@ -270,14 +270,27 @@ export function chainedTask(seed: number, parent: TaskMessage, actor: string, sc
 export interface WorkPlan {
   readonly minutes: number;
   readonly outcome: "completed" | "failed";
+  /** What the reasoning cost, reported on the completion event (the OTel GenAI names' values). */
+  readonly usage: { input_tokens: number; output_tokens: number; cost_usd: number; model: string };
 }
+
+/** A demo model's price: $3 per million input tokens, $15 per million output tokens. */
+const PRICE_PER_TOKEN = { input: 3e-6, output: 15e-6 };
 
 /** How one delivery of one task goes: keyed by the task and the delivery, not by arrival order. */
 export function work(seed: number, agent: AgentSpec, taskIdValue: string, delivery: number): WorkPlan {
   const random = seededRandom(seed, "work", agent.role, taskIdValue, delivery);
   const minutes = random.int(agent.workMinutes[0], agent.workMinutes[1]);
   const outcome = agent.behaviour === "reviewer" && random.chance(0.15) ? "failed" : "completed";
-  return { minutes, outcome };
+  // About 2,000 input and 400 output tokens a minute of reasoning.
+  const input = minutes * random.int(1500, 2500);
+  const output = minutes * random.int(300, 500);
+  const cost = Math.round((input * PRICE_PER_TOKEN.input + output * PRICE_PER_TOKEN.output) * 1e6) / 1e6;
+  return {
+    minutes,
+    outcome,
+    usage: { input_tokens: input, output_tokens: output, cost_usd: cost, model: "demo-reasoner-1" },
+  };
 }
 
 /**

@@ -305,6 +305,7 @@ class Simulation extends EventEmitter<SimulationEvents> implements SimulatedOrga
     this.event(`task.${plan.outcome}`, role, {
       task_id: task.task_id,
       task_type: task.type,
+      usage: plan.usage,
       ...(plan.outcome === "failed" && { reason: "changes requested" }),
     });
     this.emit("finished", { role, taskId: task.task_id, outcome: plan.outcome });

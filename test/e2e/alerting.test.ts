@@ -243,6 +243,17 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
     for (const type of ["task.started", "task.completed", "task.failed", "agent.hello"]) {
       send(`${PREFIX}.org.events`, { type, role: "cto", task_id: "task-cto-0" });
     }
+    // Usage reported on completions: tokens, cost, and work spent twice (the failure).
+    for (const [type, role] of [
+      ["task.completed", "cto"],
+      ["task.failed", "qa"],
+      ["task.completed", "qa"],
+    ] as const)
+      send(`${PREFIX}.org.events`, {
+        type,
+        role,
+        usage: { input_tokens: 2000, output_tokens: 400, cost_usd: 0.012, model: "demo" },
+      });
     await js.publish(`${PREFIX}.org.broadcasts`, JSON.stringify({ policy: "review every PR" }));
 
     const task = (role: string, n: number) =>
