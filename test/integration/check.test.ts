@@ -336,4 +336,41 @@ describe("orgwatch check on a three-node cluster", () => {
     expect(doc.findings[0]!.fix).toBe("nats stream edit AGENT_CEO_TASKS --replicas 3");
     expect(code).toBe(0);
   });
+
+  it("reports an on_complete target no stream stores, read from the latest tasks of each stream", async () => {
+    const server = await startNatsServer();
+    const nc = await connect({ servers: server.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await createReferenceTopology(jsm, { roles: ["cto", "security"] });
+      const js = jetstream(nc);
+      await js.publish(
+        "genbrain.agents.cto.tasks",
+        JSON.stringify({
+          task_id: "task-1847",
+          type: "impl",
+          on_complete: { publish_to: "genbrain.agents.securty.tasks" },
+        }),
+      );
+      // A target that is stored: no finding.
+      await js.publish(
+        "genbrain.agents.cto.tasks",
+        JSON.stringify({
+          task_id: "task-1848",
+          type: "impl",
+          on_complete: { publish_to: "genbrain.agents.security.tasks" },
+        }),
+      );
+      const { code, doc } = await checkJson(server.url);
+      const found = doc.findings.filter((f) => f.check === "on_complete_target_unrouted");
+      expect(brief(found)).toEqual(["error on_complete_target_unrouted AGENT_CTO_TASKS/ cto"]);
+      expect(found[0]!.fix).toContain(
+        "nats stream add AGENT_SECURTY_TASKS --subjects genbrain.agents.securty.tasks",
+      );
+      expect(code).toBe(2);
+    } finally {
+      await nc.close();
+      await server.stop();
+    }
+  });
 });

@@ -151,6 +151,43 @@ describe("lost work", () => {
     ]);
   });
 
+  it("counts a purge up to a sequence and a purge by subject, and max-bytes and max-msgs-per-subject as limits", async () => {
+    // Purge up to a sequence: 1-2 go (never delivered), 3 stays.
+    const upTo = await addTaskStream(org.jsm, "pa");
+    await org.daemon.pollNow();
+    await publishTasks(upTo.subject, ["pa-1", "pa-2", "pa-3"]);
+    await org.daemon.pollNow();
+    await org.jsm.streams.purge(upTo.stream, { seq: 3 });
+    await expectLost({ stream: upTo.stream, consumer: "pa-worker", reason: "purge" }, 2);
+    expect(org.daemon.org.tasks.get("pa-3")?.outcome).toBeUndefined();
+    // Purge by subject (the stream's one subject), one delivered and unacknowledged.
+    const bySubject = await addTaskStream(org.jsm, "pb");
+    await org.daemon.pollNow();
+    await publishTasks(bySubject.subject, ["pb-1", "pb-2"]);
+    await pull(bySubject.stream, "pb-worker", 1);
+    await org.daemon.pollNow();
+    await org.jsm.streams.purge(bySubject.stream, { filter: bySubject.subject });
+    await expectLost({ stream: bySubject.stream, consumer: "pb-worker", reason: "purge" }, 2);
+    // Max bytes (discard old): the oldest pushed out to make room.
+    const bytes = await addTaskStream(org.jsm, "pc", { max_bytes: 400, discard: DiscardPolicy.Old });
+    await org.daemon.pollNow();
+    await publishTasks(bytes.subject, ["pc-1", "pc-2"]);
+    await org.daemon.pollNow();
+    for (let i = 3; i <= 5; i++) await org.js.publish(bytes.subject, task(`pc-${i}`));
+    const info = await org.jsm.streams.info(bytes.stream);
+    const pushedOut = info.state.first_seq - 1;
+    expect(pushedOut).toBeGreaterThan(0);
+    await expectLost({ stream: bytes.stream, consumer: "pc-worker", reason: "limits" }, pushedOut);
+    // Max messages per subject.
+    const perSubject = await addTaskStream(org.jsm, "pd", { max_msgs_per_subject: 1 });
+    await org.daemon.pollNow();
+    await publishTasks(perSubject.subject, ["pd-1"]);
+    await org.daemon.pollNow();
+    await org.js.publish(perSubject.subject, task("pd-2"));
+    await expectLost({ stream: perSubject.stream, consumer: "pd-worker", reason: "limits" }, 1);
+    expect(org.daemon.org.tasks.get("pd-1")?.outcome).toBe("lost");
+  });
+
   it("counts unrouted work: a task on a subject no stream stores", async () => {
     await org.daemon.pollNow();
     org.nc.publish("genbrain.agents.securty.tasks", task("typo-1"));
