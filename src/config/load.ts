@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { readNatsContext } from "./nats-context.js";
 import { ConfigError, envName, parseSettingValue, SETTINGS, type Config, type Setting } from "./schema.js";
 
 /** Raw string values by setting key, as given on the command line. */
@@ -49,7 +50,8 @@ function readConfigFile(path: string): Record<string, string> {
 }
 
 /**
- * Precedence: flags > ORGWATCH_* environment (and aliases such as NATS_URL) > YAML file > defaults.
+ * Precedence: flags > ORGWATCH_* environment (and aliases such as NATS_URL) > YAML file > the nats
+ * CLI context (config/nats-context.ts) > defaults.
  * `commandDefaults` replace the table's defaults for one command (the demo polls every 2 s).
  * Throws ConfigError naming the offending setting; the CLI turns that into one line and exit code 2.
  */
@@ -60,6 +62,15 @@ export function loadConfig(
   commandDefaults: FlagValues = {},
 ): Config {
   const file = configFile ? readConfigFile(configFile) : {};
+  // The context layer sits between the YAML file and the defaults: explicit settings win over it.
+  const contextSetting = SETTINGS.find((s) => s.key === "context")!;
+  const named =
+    (flags["context"] as string | undefined) ??
+    [envName("context"), ...(contextSetting.aliasEnv ?? [])]
+      .map((k) => env[k])
+      .find((v) => v !== undefined) ??
+    file["context"];
+  const context = readNatsContext(named || undefined, env);
   const out: Record<string, unknown> = {};
   for (const setting of SETTINGS as readonly Setting[]) {
     const flag = flags[setting.key];
@@ -75,6 +86,9 @@ export function loadConfig(
     } else if (file[setting.key] !== undefined) {
       raw = file[setting.key];
       source = `${setting.key} (in ${configFile})`;
+    } else if (context[setting.key] !== undefined) {
+      raw = context[setting.key];
+      source = `${setting.key} (from nats context ${named ?? "selected"})`;
     } else {
       const commandDefault = commandDefaults[setting.key];
       raw = commandDefault === undefined ? setting.default : String(commandDefault);

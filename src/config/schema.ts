@@ -29,6 +29,13 @@ export const SETTINGS = [
     default: "nats://127.0.0.1:4222",
     aliasEnv: ["NATS_URL"],
   },
+  {
+    key: "context",
+    type: "string",
+    description:
+      "a `nats` CLI context to connect with (its URL, credentials, TLS); the selected one (`nats context select`) when not given; explicit NATS settings win over it",
+    aliasEnv: ["NATS_CONTEXT"],
+  },
   { key: "nats-creds", type: "string", description: "NATS credentials file (JWT + nkey seed)" },
   { key: "nats-user", type: "string", description: "NATS user name" },
   { key: "nats-password", type: "string", description: "NATS password", secret: true },

@@ -4,6 +4,7 @@
 import { Command } from "commander";
 import { addSettingOptions, configFromCommand, EXIT_CONFIG } from "../cli-settings.js";
 import type { FlagValues } from "../config/load.js";
+import { formatDuration } from "../config/duration.js";
 import type { Config } from "../config/schema.js";
 import { startDaemon, type Daemon } from "../daemon.js";
 import { createLogger, type Logger } from "../log.js";
@@ -155,6 +156,15 @@ async function startDemo(config: Config, log: Logger): Promise<RunningDemo> {
   };
 }
 
+/** `orgwatch check` with the flags that judge the demo's organization at the demo's pace. */
+export function checkCommand(config: Config, natsUrl: string): string {
+  const scaled = demoDaemonConfig(config, natsUrl);
+  return (
+    `orgwatch check --nats-url ${natsUrl} --expected-work ${formatDuration(scaled["expected-work"])} ` +
+    `--check.drain-time ${formatDuration(Math.round(scaled["check.drain-time"]))}`
+  );
+}
+
 function demoBanner(config: Config, { nats, daemon, org }: RunningDemo): string {
   const metrics = `${daemon.url}${config["web.telemetry-path"]}`;
   const turnSeconds = Math.round(((REFERENCE_TURN_MINUTES * 60) / config.pace) * 10) / 10;
@@ -188,6 +198,9 @@ function demoBanner(config: Config, { nats, daemon, org }: RunningDemo): string 
     ...story,
     "",
     `Try:  curl -s ${metrics} | grep -E 'lag_messages|deadletter_messages_total|broadcast_unacked|chain_steps'`,
+    // The demo scales ack waits and backlogs by its pace: check must judge them at the same scale.
+    `      ${checkCommand(config, nats.url)}`,
+    `      curl -s '${daemon.url}/api/v1/admission?role=${overloaded ?? "cto"}&tasks=1'   (or: nats req ${config["subject-prefix"]}.orgwatch.admission '{"role":"${overloaded ?? "cto"}","tasks":1}')`,
     "Stop: Ctrl-C (stops the simulator, orgwatch and nats-server, and removes the temporary store).",
     "",
   ].join("\n");

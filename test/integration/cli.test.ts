@@ -1,10 +1,10 @@
 // The orgwatch command line as users run it: --help, --version, bad configuration (one line, exit
 // code 2), and the daemon answering /metrics with NATS absent, stopping cleanly on SIGTERM.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../../src/nats/server-process.js";
+import { freePort, startNatsServer } from "../../src/nats/server-process.js";
 import { VERSION } from "../../src/version.js";
 import { runOrgwatch, spawnOrgwatch } from "../helpers/cli.js";
 import { scrape } from "../helpers/metrics.js";
@@ -105,5 +105,31 @@ describe("orgwatch command line", () => {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
     expect(stderr).toBe("");
+  });
+
+  it("connects with a nats CLI context, named or selected; a missing one is one line and exit 2", async () => {
+    const server = await startNatsServer();
+    try {
+      const home = join(dir, "xdg");
+      mkdirSync(join(home, "nats", "context"), { recursive: true });
+      writeFileSync(join(home, "nats", "context", "test.json"), JSON.stringify({ url: server.url }));
+      writeFileSync(join(home, "nats", "context.txt"), "test");
+      const env = cleanEnv({ XDG_CONFIG_HOME: home });
+      delete env["NATS_CONTEXT"];
+      const [named, selected, missing] = await Promise.all([
+        runOrgwatch(["check", "--context", "test", "--format", "json"], { env }),
+        runOrgwatch(["check", "--format", "json"], { env }),
+        runOrgwatch(["check", "--context", "nope"], { env }),
+      ]);
+      for (const r of [named, selected]) {
+        expect(r.stderr).toBe("");
+        expect((JSON.parse(r.stdout) as { streams: number }).streams).toBe(0);
+      }
+      expect(missing.code).toBe(2);
+      expect(missing.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(missing.stderr).toMatch(/nats context "nope" not found/);
+    } finally {
+      await server.stop();
+    }
   });
 });

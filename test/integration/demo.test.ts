@@ -108,6 +108,20 @@ describe("orgwatch demo", () => {
     expect(stdout).toMatch(/Stop: Ctrl-C/);
   });
 
+  it("prints an orgwatch check that judges the demo at its pace: no ack wait too short", async () => {
+    const line = /(orgwatch check --nats-url \S+ .*)$/m.exec(stdout)?.[1];
+    expect(line).toBeDefined();
+    const args = line!.split(" ").slice(1);
+    const r = await runOrgwatch([...args, "--format", "json"]);
+    const doc = JSON.parse(r.stdout) as { findings: { check: string }[] };
+    expect(doc.findings.filter((f) => f.check === "ack_wait_too_short")).toEqual([]);
+    // The admission hint answers.
+    const url = /curl -s '(http[^']+admission[^']+)'/.exec(stdout)?.[1];
+    const res = await fetch(url!);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { role: string }).role).toBe("marketing");
+  });
+
   it("has every agent reporting its status", async () => {
     const roles = ["ceo", "cto", "security", "marketing", "devops", "finance"];
     await storyPart("every agent up", DEADLINE_MS.agents, (s) =>
