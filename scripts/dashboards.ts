@@ -727,6 +727,23 @@ function chains(): DashboardBuilder {
         { description: "Tasks per completed chain.", unit: "short", min: 0 },
       ),
     )
+    .withPanel(
+      timeseries(
+        "Cost per chain",
+        [
+          query(
+            "sum(rate(orgwatch_chain_cost_usd_sum[$__rate_interval])) / sum(rate(orgwatch_chain_cost_usd_count[$__rate_interval]))",
+            { legend: "mean cost per chain" },
+          ),
+        ],
+        {
+          description:
+            "What a completed chain's tasks reported costing (usage on their task.completed / task.failed events), in US dollars; chains without reported usage are not counted.",
+          unit: "currencyUSD",
+          min: 0,
+        },
+      ),
+    )
     .withRow(new RowBuilder("Per step: queue vs work"))
     .withPanel(
       timeseries(

@@ -88,4 +88,40 @@ describe("tokens and cost", () => {
       "orgwatch.cost_usd": 0.045,
     });
   });
+
+  it("totals a chain's reported cost when the chain ends", async () => {
+    const publish = (body: unknown) =>
+      org.js.publish("genbrain.agents.cto.tasks", enc.encode(JSON.stringify(body)));
+    await publish({ task_id: "c-1", type: "impl", on_complete: { publish_to: "genbrain.agents.cto.tasks" } });
+    await publish({ task_id: "c-2", type: "review", parent_task_id: "c-1" });
+    await waitFor(() => org.daemon.org.tasks.get("c-2") !== undefined, { what: "chain read" });
+    for (const [id, cost] of [
+      ["c-1", 0.25],
+      ["c-2", 0.5],
+    ] as const)
+      org.nc.publish(
+        "genbrain.org.events",
+        enc.encode(
+          JSON.stringify({
+            type: "task.completed",
+            role: "cto",
+            task_id: id,
+            usage: { input_tokens: 10, output_tokens: 5, cost_usd: cost },
+          }),
+        ),
+      );
+    await org.nc.flush();
+    const h = await waitFor(
+      async () => {
+        await org.daemon.pollNow();
+        const s = await scrape(org.daemon.url);
+        const hist = s.histogram("orgwatch_chain_cost_usd");
+        return hist && hist.count >= 2 ? hist : undefined;
+      },
+      { what: "the chain's cost observed" },
+    );
+    // Two chains: the first test's one-task chain ($0.045) and this one ($0.25 + $0.50).
+    expect(h.count).toBe(2);
+    expect(h.sum).toBeCloseTo(0.795, 10);
+  });
 });

@@ -12,6 +12,7 @@ import type { TaskRecord } from "../../model/tasks/index.js";
 import { AGENT_LATENCY_BUCKETS, type MetricsRegistry } from "./registry.js";
 
 const CHAIN_STEP_BUCKETS = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20];
+const CHAIN_COST_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50, 100];
 
 type Labels = Record<string, string>;
 
@@ -166,8 +167,15 @@ export function registerTaskMetrics(metrics: MetricsRegistry, org: Organization)
     const seconds = ((task.doneMs ?? task.publishedMs) - task.publishedMs) / 1000;
     duration.observe({ role: l.role }, seconds, task.ids?.traceId ?? "");
   });
+  const chainCost = exemplarHistogram(metrics, {
+    name: "orgwatch_chain_cost_usd",
+    help: "What a chain's tasks reported costing, in US dollars (chains with reported usage only)",
+    labelNames: [],
+    buckets: CHAIN_COST_BUCKETS,
+  });
   tasks.on("chainFinished", (chain) => {
     chainDuration.observe({}, chain.durationSeconds, chain.traceId);
     chainSteps.observe({}, chain.steps, chain.traceId);
+    if (chain.usage) chainCost.observe({}, chain.usage.costUsd, chain.traceId);
   });
 }

@@ -20,6 +20,8 @@ export class ChainLinks {
   private readonly undecided = new Map<string, Set<string>>();
   /** Exported tasks whose chain-end evaluation is still to do. */
   readonly chainPending = new Set<string>();
+  /** Usage reported by a chain's exported tasks so far, by its first task (kept in memory only). */
+  private readonly chainUsage = new Map<string, { tokens: number; costUsd: number }>();
 
   constructor(
     private readonly store: TaskStore,
@@ -42,6 +44,15 @@ export class ChainLinks {
     } else if (!task.chainChecked) this.chainPending.add(task.taskId);
     // An explicit link to a known parent on its on_complete subject is that parent's follow-up.
     if (task.parentTaskId) this.noteFollowUp(task.parentTaskId, task);
+  }
+
+  /** A task's span was exported (its ids frozen): its usage counts for its chain. */
+  exported(task: TaskRecord): void {
+    if (!task.usage || !task.ids) return;
+    const u = this.chainUsage.get(task.ids.rootTaskId) ?? { tokens: 0, costUsd: 0 };
+    u.tokens += task.usage.inputTokens + task.usage.outputTokens;
+    u.costUsd += task.usage.costUsd;
+    this.chainUsage.set(task.ids.rootTaskId, u);
   }
 
   /** A task left the store. */
@@ -270,12 +281,15 @@ export class ChainLinks {
         this.store.markDirty(root);
       }
       const startMs = root?.publishedMs ?? task.publishedMs;
+      const usage = this.chainUsage.get(task.ids.rootTaskId);
+      this.chainUsage.delete(task.ids.rootTaskId);
       this.chainFinished({
         rootTaskId: task.ids.rootTaskId,
         lastTaskId: task.taskId,
         traceId: task.ids.traceId,
         durationSeconds: Math.max(0, ((task.doneMs ?? nowMs) - startMs) / 1000),
         steps: task.ids.depth + 1,
+        ...(usage ? { usage } : {}),
       });
     }
   }

@@ -728,6 +728,7 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       task.spanSent = !this.confirmsSpans;
       this.store.open.delete(task.taskId);
       this.links.chainPending.add(task.taskId);
+      this.links.exported(task);
       this.emit("finished", task);
       // Its events are kept until its span is sent (a restart sends it again, events included).
       if (task.spanSent) task.events = [];

@@ -137,6 +137,8 @@ export interface ChainSummary {
   readonly traceId: string;
   readonly durationSeconds: number;
   readonly steps: number;
+  /** What its tasks reported, when any did (tokens in and out, US dollars). */
+  readonly usage?: { readonly tokens: number; readonly costUsd: number };
 }
 
 export interface TaskEvents {
