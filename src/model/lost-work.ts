@@ -12,7 +12,6 @@
 // Counted once across restarts: the state (the last poll of each consumer, its totals, the
 // sequences named) is saved with chain state (sources/chain-store.ts), and the exported totals are
 // the saved ones, so a count a crash could repeat is never shown.
-import { EventEmitter } from "node:events";
 import {
   consumerLoss,
   heldIn,
@@ -96,11 +95,6 @@ interface Hint {
   readonly seq?: number;
 }
 
-interface LostWorkEvents {
-  /** A consumer lost messages (already counted in its totals). */
-  lost: [labels: LostLabels, reason: RemovalReason, count: number];
-}
-
 export interface LostWorkSnapshot {
   consumers: ConsumerLedger[];
   streams: StreamLedger[];
@@ -125,7 +119,7 @@ export function expectedReasons(
   return reasons;
 }
 
-export class LostWorkModel extends EventEmitter<LostWorkEvents> {
+export class LostWorkModel {
   private readonly ledgers = new Map<string, ConsumerLedger>();
   private readonly streams = new Map<string, StreamLedger>();
   private readonly hints = new Map<string, Hint[]>();
@@ -249,11 +243,6 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     this.count(l, reason, 1);
     this.name(l, seq, reason);
     return reason;
-  }
-
-  /** Whether a consumer's sequence was named lost, and why. */
-  namedReason(stream: string, consumer: string, seq: number): RemovalReason | undefined {
-    return this.ledgers.get(consumerKey(stream, consumer))?.named.find(([s]) => s === seq)?.[1];
   }
 
   /** A poll: compare every durable consumer with its previous poll. */
@@ -511,7 +500,6 @@ export class LostWorkModel extends EventEmitter<LostWorkEvents> {
     this.version++;
     this.markDirty(l);
     if (!this.persisted) this.saved.set(consumerKey(l.stream, l.consumer), { ...l.totals });
-    this.emit("lost", { stream: l.stream, consumer: l.consumer, role: l.role, kind: l.kind }, reason, n);
   }
 
   private name(l: ConsumerLedger, seq: number, reason: RemovalReason): void {

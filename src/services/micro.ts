@@ -51,7 +51,6 @@ interface EndpointStats {
 
 export interface RunningService {
   readonly id: string;
-  stats(): EndpointStats;
   stop(): Promise<void>;
 }
 
@@ -129,7 +128,6 @@ export function startService(nc: NatsConnection, options: ServiceOptions): Runni
   );
   return {
     id,
-    stats: () => ({ ...stats }),
     async stop() {
       for (const s of subs) s.unsubscribe();
     },
