@@ -63,7 +63,9 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   registerFindingMetrics(metrics, org);
   const traces: TraceExporter = startTraceExporter(org, config, log, options.spanExporter);
 
-  const http: HttpServer = await startHttpServer(config, org, metrics, log);
+  // One admission service answers over HTTP and NATS (one role cap, the same answers).
+  const admission = new Admission(org);
+  const http: HttpServer = await startHttpServer(config, org, metrics, log, admission);
   const link = startNatsLink(config, org.health, log);
 
   let stopping = false;
@@ -84,7 +86,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     poller = startJetStreamPoller(ctx);
     sources.push(poller);
     // Answers from the model; started last, so the first answers follow a poll soon after.
-    sources.push(startAdmissionService(nc, new Admission(org), config["subject-prefix"]));
+    sources.push(startAdmissionService(nc, admission, config["subject-prefix"]));
   });
   started.catch((err: unknown) => log.error({ err: (err as Error).message }, "a source failed to start"));
 

@@ -37,6 +37,7 @@ export function createApp(
   org: Organization,
   metrics: MetricsRegistry,
   web?: WebConfig,
+  admission: Admission = new Admission(org),
 ): express.Express {
   const app = express();
   app.disable("x-powered-by");
@@ -107,7 +108,6 @@ export function createApp(
           `not ready: ${h.natsConnected ? "connected to NATS" : "not connected to NATS"}, ${h.pollsCompleted} polls completed\n`,
         );
   });
-  const admission = new Admission(org);
   app.get("/api/v1/admission", (req, res) => {
     try {
       const q = req.query;
@@ -166,10 +166,11 @@ export async function startHttpServer(
   org: Organization,
   metrics: MetricsRegistry,
   log: Logger,
+  admission?: Admission,
 ): Promise<HttpServer> {
   const webConfigFile = config["web.config.file"];
   const web = webConfigFile !== undefined ? loadWebConfig(webConfigFile) : undefined;
-  const app = createApp(config, org, metrics, web);
+  const app = createApp(config, org, metrics, web, admission);
   // Slow or stuck clients must not hold the daemon: bound header and request time, checked every
   // second rather than Node's default 30 s, and drop sockets idle (e.g. a stalled reader) for 30 s.
   const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };

@@ -11,6 +11,8 @@
 // multi-subject stream the stream's arrivals mix subjects: the ack floor's consumer sequence is used
 // instead (acks in order only).
 
+import { isSameConsumer } from "./consumer-status.js";
+
 export interface AckPoint {
   readonly atMs: number;
   /** Pending + ack pending. */
@@ -35,15 +37,12 @@ export interface AckHistory {
 /** Samples kept over a window: enough for a smooth rate, bounded memory at 10,000 consumers. */
 const SAMPLES = 60;
 
-function sameConsumer(a: AckPoint, b: AckPoint): boolean {
-  return (
-    a.createdMs === b.createdMs ||
-    (a.createdMs !== undefined && b.createdMs !== undefined && Math.abs(a.createdMs - b.createdMs) < 1_000)
-  );
-}
-
 export function observeAcks(history: AckHistory | undefined, point: AckPoint, windowMs: number): AckHistory {
-  if (!history || !sameConsumer(history.last, point) || point.floorOnly !== history.last.floorOnly) {
+  if (
+    !history ||
+    !isSameConsumer(history.last.createdMs, point.createdMs) ||
+    point.floorOnly !== history.last.floorOnly
+  ) {
     return { last: point, acked: 0, samples: [[point.atMs, 0]] };
   }
   const p = history.last;

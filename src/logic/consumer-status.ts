@@ -58,6 +58,16 @@ export interface ConsumerHistory {
   readonly floorSinceMs: number;
 }
 
+/**
+ * Whether two creation times are the same consumer's. A consumer deleted and re-created is seconds
+ * apart at the least; the time a server reports after a restart can differ in its last millisecond
+ * (2.9 stores it less precisely on disk).
+ */
+export function isSameConsumer(aCreatedMs: number | undefined, bCreatedMs: number | undefined): boolean {
+  if (aCreatedMs === bCreatedMs) return true;
+  return aCreatedMs !== undefined && bCreatedMs !== undefined && Math.abs(aCreatedMs - bCreatedMs) < 1_000;
+}
+
 export function lagOf(s: Pick<ConsumerSample, "pending" | "ackPending">): number {
   return s.pending + s.ackPending;
 }
@@ -88,7 +98,7 @@ export function observe(
   windowSize: number,
 ): ConsumerHistory {
   const previous = history?.samples[history.samples.length - 1];
-  const sameConsumer = previous !== undefined && previous.createdMs === sample.createdMs;
+  const sameConsumer = previous !== undefined && isSameConsumer(previous.createdMs, sample.createdMs);
   if (!history || !previous || !sameConsumer) {
     const neverAcked = sample.ackFloorConsumerSequence === 0 && sample.createdMs !== undefined;
     const floorSinceMs = sample.lastAckMs ?? (neverAcked ? sample.createdMs! : sample.atMs);

@@ -11,7 +11,7 @@
 // past it (at most one poll late). Unacknowledged counts come from the server's own counters
 // (pending + ack pending), so out-of-order acks are exact there. docs/agents-and-broadcasts.md.
 import { EventEmitter } from "node:events";
-import { lagOf } from "../logic/consumer-status.js";
+import { isSameConsumer, lagOf } from "../logic/consumer-status.js";
 import { consumerKey, type PollResult } from "./jetstream.js";
 import type { StreamMessageRef } from "./tasks/index.js";
 
@@ -111,7 +111,12 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
       const floor = c.ackFloorStreamSequence;
       const previous = this.floors.get(key);
       this.floors.set(key, { floor, createdMs: c.createdMs });
-      if (previous === undefined || previous.createdMs !== c.createdMs || floor <= previous.floor) continue;
+      if (
+        previous === undefined ||
+        !isSameConsumer(previous.createdMs, c.createdMs) ||
+        floor <= previous.floor
+      )
+        continue;
       const first = result.streams.get(c.stream)?.firstSequence ?? 0;
       const from = Math.max(previous.floor + 1, floor - MAX_OBSERVED_PER_POLL + 1, first);
       if (from > floor) continue;

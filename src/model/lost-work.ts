@@ -21,6 +21,7 @@ import {
   type RemovalReason,
   type StreamExtent,
 } from "../logic/removal.js";
+import { isSameConsumer } from "../logic/consumer-status.js";
 import { subjectMatches } from "../logic/subject-match.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "./jetstream.js";
 
@@ -314,11 +315,7 @@ export class LostWorkModel {
     };
     const before = this.streams.get(c.stream);
     const previous = l.point;
-    // The creation time a server reports after a restart can differ in its last millisecond (2.9
-    // stores it less precisely on disk): a consumer re-created is seconds apart at the least.
-    const sameConsumer =
-      l.createdMs === c.createdMs ||
-      (l.createdMs !== undefined && c.createdMs !== undefined && Math.abs(l.createdMs - c.createdMs) < 1_000);
+    const sameConsumer = isSameConsumer(l.createdMs, c.createdMs);
     const moved =
       !previous ||
       !sameConsumer ||

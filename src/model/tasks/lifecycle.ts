@@ -15,6 +15,7 @@
 // The books balance: every task published ends exactly once, so for every role, published =
 // completed + failed + dead_letter + lost + timeout + open (openByRole).
 import { EventEmitter } from "node:events";
+import { isSameConsumer } from "../../logic/consumer-status.js";
 import { isHeld, type RemovalReason } from "../../logic/removal.js";
 import { isOverdue, isSlaBreached, SLA_KINDS, type SlaKind } from "../../logic/sla.js";
 import { subjectMatches } from "../../logic/subject-match.js";
@@ -621,13 +622,16 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
    */
   private settleGone(result: PollResult, consumers: ConsumerState[]): Set<string> {
     const goneNow = new Set<string>();
+    const extents = new Map<string, ReturnType<typeof extentOf>>();
     for (const id of this.store.open) {
       const t = this.store.tasks.get(id);
       if (!t || t.doneMs !== undefined) continue;
       const stream = result.streams.get(t.stream);
       // Published after the poll listed its stream: not gone, newer than what the poll saw.
       if (!stream || t.streamSequence > stream.lastSequence) continue;
-      if (isHeld(extentOf(stream), t.streamSequence)) continue;
+      let extent = extents.get(stream.name);
+      if (!extent) extents.set(stream.name, (extent = extentOf(stream)));
+      if (isHeld(extent, t.streamSequence)) continue;
       goneNow.add(t.taskId);
       const mine = consumers.filter(
         (c) =>
@@ -662,7 +666,7 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     firstDeliveriesBefore: number,
     atMs: number,
   ): void {
-    if (!prev || prev.createdMs !== c.createdMs) return;
+    if (!prev || !isSameConsumer(prev.createdMs, c.createdMs)) return;
     const deliveries = c.deliveredConsumerSequence - prev.deliveredConsumerSequence;
     const newMessages = c.deliveredStreamSequence - prev.deliveredStreamSequence;
     const firstDeliveriesNow = tasks.filter((t) => t.firstDeliveryMs !== undefined).length;
