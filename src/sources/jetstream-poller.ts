@@ -496,9 +496,12 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       // before the model's listeners, which then run one per turn.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (stopped) return;
+      // Stamped before it is applied: the model applies it over several turns, and a scrape in
+      // between must not show the new values beside the previous poll's timestamp. Readiness
+      // (polls completed) waits for the whole poll to be applied.
+      health.lastPollSuccessMs = Date.now();
       await org.jetstream.applyPollYielding(result);
       health.pollsCompleted++;
-      health.lastPollSuccessMs = Date.now();
       health.lastPollDurationSeconds = (performance.now() - t0) / 1000;
       log.debug(
         {
