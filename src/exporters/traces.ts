@@ -1,28 +1,46 @@
 // OpenTelemetry traces across on_complete chains: one span per task, exported when the task ends,
-// the chained task a child of the task that caused it (ids from model/tasks.ts, derived from task
-// ids, so spans exported at different times or by another orgwatch process still connect).
-// Configured by the standard OTEL_* variables (logic/otel-env.ts); nothing configured: no export.
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes } from "@opentelemetry/api";
-import { ExportResultCode, hrTimeDuration, millisToHrTime, type ExportResult } from "@opentelemetry/core";
+// the chained task a child of the task that caused it (ids from model/tasks, derived from task ids,
+// so spans exported at different times or by another orgwatch process still connect).
+//
+// The OpenTelemetry SDK for Node (NodeSDK) does the rest as in every other OTel service: exporter,
+// protocol, sampler, resource detection, span limits and batching from the standard OTEL_*
+// variables. orgwatch hands the SDK the ids it derived (an id generator set just before each span
+// starts) and the times it saw (explicit start and end times). One deliberate difference: with no
+// exporter and no endpoint configured there is no export at all (the SDK's default would be OTLP to
+// localhost:4318, which fails on every machine without a collector).
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+  type Attributes,
+  type Context,
+  type Tracer,
+} from "@opentelemetry/api";
+import {
+  ExportResultCode,
+  getBooleanFromEnv,
+  getStringFromEnv,
+  getStringListFromEnv,
+  millisToHrTime,
+  type ExportResult,
+} from "@opentelemetry/core";
+import { OTLPTraceExporter as OtlpGrpcExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import { NodeSDK } from "@opentelemetry/sdk-node";
+import { createBatchSpanProcessorFromEnv } from "@opentelemetry/sdk-node/build/src/create-from-env.js";
 import {
-  defaultResource,
-  detectResources,
-  envDetector,
-  resourceFromAttributes,
-} from "@opentelemetry/resources";
-import {
-  BatchSpanProcessor,
   ConsoleSpanExporter,
   SimpleSpanProcessor,
+  type IdGenerator,
   type ReadableSpan,
   type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import type { Config } from "../config/schema.js";
-import { otelTraceSettings } from "../logic/otel-env.js";
-import { isSampled } from "../logic/task-trace.js";
 import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
 import type { TaskRecord } from "../model/tasks/index.js";
@@ -32,7 +50,7 @@ export interface TraceExporter {
   shutdown(): Promise<void>;
 }
 
-/** The task a span is about (set by taskSpan). */
+/** The task a span is about (set by taskAttributes). */
 function taskIdOf(span: ReadableSpan): string | undefined {
   const id = span.attributes["messaging.message.id"];
   return typeof id === "string" ? id : undefined;
@@ -69,7 +87,62 @@ class ConfirmingExporter implements SpanExporter {
   }
 }
 
-const SCOPE = { name: "orgwatch", version: VERSION };
+/** Hands the SDK the ids orgwatch derived for the span about to start. */
+class DerivedIds implements IdGenerator {
+  traceId = "";
+  spanId = "";
+  generateTraceId(): string {
+    return this.traceId;
+  }
+  generateSpanId(): string {
+    return this.spanId;
+  }
+}
+
+/**
+ * The exporters OTEL_TRACES_EXPORTER names, chosen as the SDK's own getSpanProcessorsFromEnv
+ * chooses them (otlp by default, `none` alone disables, the OTLP protocol from
+ * OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL), each wrapped to confirm what it sent: the SDK's own
+ * function builds the processors around exporters it does not hand out.
+ */
+function exportersFromEnv(log: Logger): SpanExporter[] {
+  let names = [...new Set(getStringListFromEnv("OTEL_TRACES_EXPORTER") ?? [])].filter((n) => n !== "null");
+  if (names[0] === "none") return [];
+  if (names.length === 0) {
+    // The one difference from the SDK: no exporter and no endpoint named is no export, not OTLP
+    // to localhost.
+    const endpoint =
+      getStringFromEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ??
+      getStringFromEnv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if (endpoint === undefined) return [];
+    names = ["otlp"];
+  } else if (names.includes("none")) {
+    log.warn('OTEL_TRACES_EXPORTER names "none" with other exporters; using otlp, as the SDK does');
+    names = ["otlp"];
+  }
+  const exporters: SpanExporter[] = [];
+  for (const name of names) {
+    if (name === "console") exporters.push(new ConsoleSpanExporter());
+    else if (name === "otlp") {
+      const protocol =
+        getStringFromEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") ??
+        getStringFromEnv("OTEL_EXPORTER_OTLP_PROTOCOL") ??
+        "http/protobuf";
+      if (protocol === "grpc") exporters.push(new OtlpGrpcExporter());
+      else if (protocol === "http/json") exporters.push(new OtlpJsonExporter());
+      else {
+        if (protocol !== "http/protobuf")
+          log.warn(
+            `OTLP protocol ${protocol} is not one of grpc, http/protobuf, http/json; using http/protobuf`,
+          );
+        exporters.push(new OtlpProtoExporter());
+      }
+    } else log.warn(`OTEL_TRACES_EXPORTER=${name} is not supported (otlp, console, none); ignored`);
+  }
+  return exporters;
+}
+
+const SCOPE = "orgwatch";
 
 function taskAttributes(task: TaskRecord): Attributes {
   const a: Attributes = {
@@ -107,40 +180,54 @@ function taskAttributes(task: TaskRecord): Attributes {
   return a;
 }
 
-/** The span of an ended task whose ids are frozen. */
-export function taskSpan(task: TaskRecord, resource: ReadableSpan["resource"]): ReadableSpan {
-  const ids = task.ids!;
-  const startTime = millisToHrTime(task.publishedMs);
-  const endTime = millisToHrTime(Math.max(task.doneMs ?? task.publishedMs, task.publishedMs));
+/** Starts and ends the span of an ended task whose ids are frozen; whether it was sampled. */
+function recordTaskSpan(tracer: Tracer, ids: DerivedIds, task: TaskRecord): boolean {
+  const frozen = task.ids!;
+  const flags = (sampled: boolean) => (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE);
+  const remoteParent = (spanId: string, sampled: boolean): Context =>
+    trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: frozen.traceId,
+      spanId,
+      traceFlags: flags(sampled),
+      isRemote: true,
+    });
+  let parent: Context = ROOT_CONTEXT;
+  if (frozen.parentSpanId !== undefined) {
+    // The chain is kept or dropped whole: by the joined traceparent's flag, else by the decision
+    // the configured sampler makes for the chain's first span (a parent-based sampler would keep a
+    // child of any parent marked sampled, and drop one whose parent is not).
+    let sampled = frozen.parentSampled;
+    if (sampled === undefined) {
+      ids.traceId = frozen.traceId;
+      ids.spanId = frozen.parentSpanId;
+      const root = tracer.startSpan("sampling decision", { root: true }); // never ended: never exported
+      sampled = (root.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
+    }
+    parent = remoteParent(frozen.parentSpanId, sampled);
+  }
+  ids.traceId = frozen.traceId;
+  ids.spanId = frozen.spanId;
   const failed = task.outcome === "failed" || task.outcome === "dead_letter" || task.outcome === "lost";
-  return {
-    name: `${task.role} ${task.type || "task"}`,
-    kind: SpanKind.CONSUMER,
-    spanContext: () => ({ traceId: ids.traceId, spanId: ids.spanId, traceFlags: TraceFlags.SAMPLED }),
-    parentSpanContext:
-      ids.parentSpanId === undefined
-        ? undefined
-        : { traceId: ids.traceId, spanId: ids.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true },
-    startTime,
-    endTime,
-    status: failed ? { code: SpanStatusCode.ERROR, message: task.outcome } : { code: SpanStatusCode.UNSET },
-    attributes: taskAttributes(task),
-    links: [],
-    events: task.events.map((e) => {
-      const attributes: Attributes = {};
-      if (e.delivery !== undefined) attributes["messaging.nats.delivery_count"] = e.delivery;
-      if (e.consumer !== undefined) attributes["messaging.consumer.group.name"] = e.consumer;
-      if (e.reason !== undefined) attributes["orgwatch.lost.reason"] = e.reason;
-      return { name: e.name, time: millisToHrTime(e.atMs), attributes };
-    }),
-    duration: hrTimeDuration(startTime, endTime),
-    ended: true,
-    resource,
-    instrumentationScope: SCOPE,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+  const span = tracer.startSpan(
+    `${task.role} ${task.type || "task"}`,
+    {
+      kind: SpanKind.CONSUMER,
+      startTime: millisToHrTime(task.publishedMs),
+      attributes: taskAttributes(task),
+      root: frozen.parentSpanId === undefined,
+    },
+    parent,
+  );
+  for (const e of task.events) {
+    const attributes: Attributes = {};
+    if (e.delivery !== undefined) attributes["messaging.nats.delivery_count"] = e.delivery;
+    if (e.consumer !== undefined) attributes["messaging.consumer.group.name"] = e.consumer;
+    if (e.reason !== undefined) attributes["orgwatch.lost.reason"] = e.reason;
+    span.addEvent(e.name, attributes, millisToHrTime(e.atMs));
+  }
+  if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: task.outcome });
+  span.end(millisToHrTime(Math.max(task.doneMs ?? task.publishedMs, task.publishedMs)));
+  return (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
 }
 
 export function startTraceExporter(
@@ -149,37 +236,54 @@ export function startTraceExporter(
   log: Logger,
   exporter?: SpanExporter,
 ): TraceExporter {
-  const settings = otelTraceSettings(process.env);
-  for (const problem of settings.problems) log.warn(problem);
-
+  if (exporter === undefined && getBooleanFromEnv("OTEL_SDK_DISABLED")) {
+    log.info("OTEL_SDK_DISABLED: no traces exported");
+    return { shutdown: async () => undefined };
+  }
   const confirm = (taskId: string) => org.tasks.confirmSpanSent(taskId);
   const confirming = (inner: SpanExporter) => new ConfirmingExporter(inner, confirm);
-  let processor: SpanProcessor | undefined;
-  if (exporter) processor = new SimpleSpanProcessor(confirming(exporter));
-  else if (settings.exporter === "otlp") {
-    // The OTLP exporters read endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*.
-    const otlp = settings.protocol === "http/json" ? new OtlpJsonExporter() : new OtlpProtoExporter();
-    processor = new BatchSpanProcessor(confirming(otlp));
-  } else if (settings.exporter === "console")
-    processor = new SimpleSpanProcessor(confirming(new ConsoleSpanExporter()));
-  if (!processor) return { shutdown: async () => undefined };
+  const exporters = exporter ? [exporter] : exportersFromEnv(log);
+  if (exporters.length === 0) return { shutdown: async () => undefined };
+  const processors: SpanProcessor[] = exporters.map((e) =>
+    // As the SDK: the console printed at once, everything else batched by OTEL_BSP_*.
+    e === exporter || e instanceof ConsoleSpanExporter
+      ? new SimpleSpanProcessor(confirming(e))
+      : createBatchSpanProcessorFromEnv(confirming(e)),
+  );
+  const ids = new DerivedIds();
+  const sdk = new NodeSDK({
+    // Resource: these defaults, then the detectors (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+    // host, process…) over them.
+    resource: defaultResource().merge(
+      resourceFromAttributes({ "service.name": "orgwatch", "service.version": VERSION }),
+    ),
+    spanProcessors: processors,
+    idGenerator: ids,
+    // Traces only: NodeSDK would otherwise also export metrics and logs over OTLP.
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [],
+    textMapPropagator: null,
+  });
+  sdk.start();
+  // The SDK registers its provider globally; orgwatch keeps its own tracer and gives the global
+  // back, so that nothing else in the process reports through orgwatch's exporter (and a second
+  // orgwatch in one process, as in tests, gets its own).
+  const tracer = trace.getTracer(SCOPE, VERSION);
+  trace.disable();
   org.tasks.confirmsSpans = true;
   log.info(
-    { exporter: exporter ? "given" : settings.exporter, protocol: settings.protocol },
+    { exporters: exporter ? ["given"] : exporters.map((e) => e.constructor.name) },
     "exporting traces",
   );
 
-  const resource = defaultResource()
-    .merge(resourceFromAttributes({ "service.name": "orgwatch", "service.version": VERSION }))
-    .merge(detectResources({ detectors: [envDetector] }));
-  const spans = processor;
   const onFinished = (task: TaskRecord) => {
-    if (!task.ids || !isSampled(settings.sampler, task.ids.traceId, task.ids.parentSampled)) {
+    if (!task.ids) {
       confirm(task.taskId); // nothing to send
       return;
     }
     try {
-      spans.onEnd(taskSpan(task, resource));
+      if (!recordTaskSpan(tracer, ids, task)) confirm(task.taskId); // not sampled: nothing to send
     } catch (err) {
       log.warn({ err: (err as Error).message }, "span not exported");
     }
@@ -190,7 +294,7 @@ export function startTraceExporter(
     async shutdown() {
       org.tasks.off("finished", onFinished);
       org.tasks.off("resend", onFinished);
-      await spans
+      await sdk
         .shutdown()
         .catch((err: unknown) => log.warn({ err: (err as Error).message }, "trace export shutdown"));
     },
