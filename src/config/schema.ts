@@ -314,6 +314,14 @@ export const SETTINGS = [
     commands: ["demo", "simulate"],
   },
   {
+    key: "stack",
+    type: "boolean",
+    description:
+      "also start Prometheus (the shipped rules on the demo's clock) and Alertmanager (the shipped routes, notifications printed here) when they are installed",
+    default: "false",
+    commands: ["demo"],
+  },
+  {
     key: "agents",
     type: "integer",
     description:

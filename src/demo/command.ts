@@ -17,8 +17,10 @@ import {
 } from "../nats/server-process.js";
 import { onShutdownSignal } from "../shutdown.js";
 import { REFERENCE_TURN_MINUTES } from "./plan.js";
+import { STACK_INSTALL_HINT } from "./processes.js";
 import { realMs } from "./topology.js";
 import { startSimulatedOrganization, type SimulatedOrganization } from "./simulator.js";
+import { missingStackTools, startDemoStack, type DemoStack } from "./stack.js";
 
 /** The demo polls often (the story unfolds in seconds) and keeps the terminal for its banner. */
 export const DEMO_DEFAULTS: FlagValues = { "poll-interval": "2s", "log.level": "warn" };
@@ -45,6 +47,25 @@ export function demoCommand(): Command {
     const log = createLogger(config["log.level"], config["log.format"]);
     const demo = await startDemo(config, log);
     process.stdout.write(demoBanner(config, demo));
+    if (config.stack) {
+      const missing = missingStackTools();
+      if (missing.length > 0)
+        process.stdout.write(
+          `--stack: ${missing.join(" and ")} not found on PATH, so no alerts here; ${STACK_INSTALL_HINT}\n\n`,
+        );
+      else {
+        try {
+          demo.stack = await startDemoStack({
+            orgwatchUrl: demo.daemon.url,
+            pace: config.pace,
+            print: (line) => process.stdout.write(line + "\n"),
+          });
+          process.stdout.write(stackBanner(config, demo.stack, demo.org.story));
+        } catch (err) {
+          process.stdout.write(`--stack: could not start: ${(err as Error).message}\n\n`);
+        }
+      }
+    }
     onShutdownSignal(async () => {
       process.stdout.write("\norgwatch demo: stopping the simulator, orgwatch and nats-server...\n");
       await demo.stop();
@@ -85,6 +106,8 @@ interface RunningDemo {
   readonly nats: NatsServerProcess;
   readonly daemon: Daemon;
   readonly org: SimulatedOrganization;
+  /** With --stack, once started: stopped first, by stop(). */
+  stack?: DemoStack;
   stop(): Promise<void>;
 }
 
@@ -145,15 +168,17 @@ async function startDemo(config: Config, log: Logger): Promise<RunningDemo> {
     await stopNats();
     throw new Error(`demo: the simulated organization could not start: ${(err as Error).message}`);
   }
-  return {
+  const running: RunningDemo = {
     nats,
     daemon,
     org,
     async stop() {
+      await running.stack?.stop();
       await Promise.all([org.stop(), daemon.stop()]);
       await stopNats();
     },
   };
+  return running;
 }
 
 /** `orgwatch check` with the flags that judge the demo's organization at the demo's pace. */
@@ -202,6 +227,23 @@ function demoBanner(config: Config, { nats, daemon, org }: RunningDemo): string 
     `      ${checkCommand(config, nats.url)}`,
     `      curl -s '${daemon.url}/api/v1/admission?role=${overloaded ?? "cto"}&tasks=1'   (or: nats req ${config["subject-prefix"]}.orgwatch.admission '{"role":"${overloaded ?? "cto"}","tasks":1}')`,
     "Stop: Ctrl-C (stops the simulator, orgwatch and nats-server, and removes the temporary store).",
+    "",
+  ].join("\n");
+}
+
+function stackBanner(config: Config, stack: DemoStack, story: SimulatedOrganization["story"]): string {
+  const expected = [
+    story.overloaded && `OrgwatchConsumerLag for ${story.overloaded}`,
+    story.flaky && `OrgwatchDeadLetter for ${story.flaky} (a page)`,
+    story.ignoresBroadcasts && `OrgwatchBroadcastUnacked for ${story.ignoresBroadcasts}`,
+  ].filter(Boolean);
+  return [
+    `  Prometheus    ${stack.prometheusUrl}/alerts`,
+    `                the shipped rules; ${stack.scaled.length} shortened ${config.pace}× to the demo's pace (every for:,`,
+    `                range and duration threshold), orgwatch's own rules on real time`,
+    `  Alertmanager  ${stack.alertmanagerUrl}`,
+    `                the shipped routes and inhibitions; every notification is printed here`,
+    `Within a few minutes: ${expected.join(", ")}.`,
     "",
   ].join("\n");
 }

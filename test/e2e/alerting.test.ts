@@ -17,6 +17,7 @@ import type { Daemon } from "../../src/daemon.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
 import { createReferenceTopology } from "../helpers/topology.js";
+import { withWebhookReceivers, type AlertmanagerConfig } from "../../src/logic/alertmanager-config.js";
 import { waitFor } from "../helpers/wait.js";
 import {
   prometheusAlerts,
@@ -100,30 +101,12 @@ function shortenedRuleFiles(): Record<string, string> {
   return files;
 }
 
-interface AmRoute {
-  group_wait?: string;
-  group_interval?: string;
-  routes?: AmRoute[];
-}
-interface AmConfig {
-  route: AmRoute;
-  receivers: { name: string; [integration: string]: unknown }[];
-}
-
 /** The shipped Alertmanager configuration, routes and inhibitions kept; receivers point at the webhook, waits shortened. */
 function testAlertmanagerConfig(webhookUrl: string): string {
-  const config = parse(readFileSync(join(ROOT, "deploy/alertmanager/alertmanager.yml"), "utf8")) as AmConfig;
-  const shorten = (route: AmRoute) => {
-    if (route.group_wait !== undefined || route === config.route) route.group_wait = "1s";
-    if (route.group_interval !== undefined || route === config.route) route.group_interval = "1s";
-    for (const child of route.routes ?? []) shorten(child);
-  };
-  shorten(config.route);
-  config.receivers = config.receivers.map((r) => ({
-    name: r.name,
-    webhook_configs: [{ url: `${webhookUrl}/${r.name}`, send_resolved: true }],
-  }));
-  return stringify(config);
+  const config = parse(
+    readFileSync(join(ROOT, "deploy/alertmanager/alertmanager.yml"), "utf8"),
+  ) as AlertmanagerConfig;
+  return stringify(withWebhookReceivers(config, webhookUrl, { groupWait: "1s", groupInterval: "1s" }));
 }
 
 interface PanelTarget {

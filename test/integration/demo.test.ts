@@ -1,10 +1,11 @@
 // `orgwatch demo` as a newcomer runs it: one child process, its banner, its /metrics telling the
 // story within a minute, and Ctrl-C (SIGINT) leaving nothing behind.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnOrgwatch, runOrgwatch } from "../helpers/cli.js";
 import { parseScrape, type Scrape } from "../helpers/metrics.js";
+import { alive, descendants } from "../helpers/processes.js";
 import { waitFor } from "../helpers/wait.js";
 
 // At pace 300 a 20-minute turn takes 4 s and the 30-minute ack wait 6 s: the poison task's third
@@ -19,47 +20,6 @@ const DEADLINE_MS = {
   deadletter: 55_000,
   chain: 55_000,
 };
-
-/** Every process descended from `root`, from /proc (ppid is the 4th field of /proc/PID/stat). */
-function descendants(root: number): { pid: number; cmdline: string }[] {
-  const parent = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parent.set(Number(entry), ppid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  const found: { pid: number; cmdline: string }[] = [];
-  const visit = (pid: number) => {
-    for (const [child, ppid] of parent) {
-      if (ppid !== pid) continue;
-      let cmdline = "";
-      try {
-        cmdline = readFileSync(`/proc/${child}/cmdline`, "utf8").replace(/\0/g, " ");
-      } catch {
-        // Gone meanwhile.
-      }
-      found.push({ pid: child, cmdline });
-      visit(child);
-    }
-  };
-  visit(root);
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    // A zombie still has a /proc entry; its state is Z.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 describe("orgwatch demo", () => {
   let demo: ChildProcess;
