@@ -43,7 +43,8 @@ import {
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { Organization } from "../model/organization.js";
-import type { TaskRecord } from "../model/tasks/index.js";
+import type { ChainSummary, TaskRecord } from "../model/tasks/index.js";
+import { chainSpanId, taskSpanId } from "../logic/task-trace.js";
 import { VERSION } from "../version.js";
 
 export interface TraceExporter {
@@ -180,31 +181,51 @@ function taskAttributes(task: TaskRecord): Attributes {
   return a;
 }
 
+const flags = (sampled: boolean) => (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE);
+
+/**
+ * The context a span of the chain starts under: its parent, marked as the whole chain is sampled.
+ * A chain is kept or dropped whole: by the joined traceparent's flag, else by the decision the
+ * configured sampler makes for the chain's first span (a parent-based sampler would keep a child of
+ * any parent marked sampled, and drop one whose parent is not).
+ */
+function parentContext(
+  tracer: Tracer,
+  ids: DerivedIds,
+  traceId: string,
+  parentSpanId: string,
+  parentSampled: boolean | undefined,
+  rootSpanId: string,
+): Context {
+  let sampled = parentSampled;
+  if (sampled === undefined) {
+    ids.traceId = traceId;
+    ids.spanId = rootSpanId;
+    const root = tracer.startSpan("sampling decision", { root: true }); // never ended: never exported
+    sampled = (root.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
+  }
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId,
+    spanId: parentSpanId,
+    traceFlags: flags(sampled),
+    isRemote: true,
+  });
+}
+
 /** Starts and ends the span of an ended task whose ids are frozen; whether it was sampled. */
 function recordTaskSpan(tracer: Tracer, ids: DerivedIds, task: TaskRecord): boolean {
   const frozen = task.ids!;
-  const flags = (sampled: boolean) => (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE);
-  const remoteParent = (spanId: string, sampled: boolean): Context =>
-    trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: frozen.traceId,
-      spanId,
-      traceFlags: flags(sampled),
-      isRemote: true,
-    });
-  let parent: Context = ROOT_CONTEXT;
-  if (frozen.parentSpanId !== undefined) {
-    // The chain is kept or dropped whole: by the joined traceparent's flag, else by the decision
-    // the configured sampler makes for the chain's first span (a parent-based sampler would keep a
-    // child of any parent marked sampled, and drop one whose parent is not).
-    let sampled = frozen.parentSampled;
-    if (sampled === undefined) {
-      ids.traceId = frozen.traceId;
-      ids.spanId = frozen.parentSpanId;
-      const root = tracer.startSpan("sampling decision", { root: true }); // never ended: never exported
-      sampled = (root.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
-    }
-    parent = remoteParent(frozen.parentSpanId, sampled);
-  }
+  const parent =
+    frozen.parentSpanId === undefined
+      ? ROOT_CONTEXT
+      : parentContext(
+          tracer,
+          ids,
+          frozen.traceId,
+          frozen.parentSpanId,
+          frozen.parentSampled,
+          taskSpanId(frozen.rootTaskId),
+        );
   ids.traceId = frozen.traceId;
   ids.spanId = frozen.spanId;
   const failed = task.outcome === "failed" || task.outcome === "dead_letter" || task.outcome === "lost";
@@ -228,6 +249,37 @@ function recordTaskSpan(tracer: Tracer, ids: DerivedIds, task: TaskRecord): bool
   if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: task.outcome });
   span.end(millisToHrTime(Math.max(task.doneMs ?? task.publishedMs, task.publishedMs)));
   return (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
+}
+
+/**
+ * The chain's own span, exported when the chain ends: a child of its first task's span covering the
+ * whole chain (first publication to last end), with the chain's totals. The first task's span is
+ * exported when that task ends, long before the chain's totals are known; holding it back until
+ * then would leave a trace without its root for the chain's whole life.
+ */
+function recordChainSpan(tracer: Tracer, ids: DerivedIds, chain: ChainSummary): void {
+  const rootSpanId = taskSpanId(chain.rootTaskId);
+  const parent = parentContext(tracer, ids, chain.traceId, rootSpanId, chain.parentSampled, rootSpanId);
+  ids.traceId = chain.traceId;
+  ids.spanId = chainSpanId(chain.rootTaskId);
+  const attributes: Attributes = {
+    "orgwatch.chain.first_task_id": chain.rootTaskId,
+    "orgwatch.chain.last_task_id": chain.lastTaskId,
+    "orgwatch.chain.steps": chain.steps,
+    "orgwatch.chain.duration_seconds": chain.durationSeconds,
+  };
+  if (chain.usage) {
+    attributes["gen_ai.usage.input_tokens"] = chain.usage.inputTokens;
+    attributes["gen_ai.usage.output_tokens"] = chain.usage.outputTokens;
+    attributes["orgwatch.cost_usd"] = chain.usage.costUsd;
+  }
+  tracer
+    .startSpan(
+      "chain",
+      { kind: SpanKind.INTERNAL, startTime: millisToHrTime(chain.startMs), attributes },
+      parent,
+    )
+    .end(millisToHrTime(chain.endMs));
 }
 
 export function startTraceExporter(
@@ -288,12 +340,21 @@ export function startTraceExporter(
       log.warn({ err: (err as Error).message }, "span not exported");
     }
   };
+  const onChainFinished = (chain: ChainSummary) => {
+    try {
+      recordChainSpan(tracer, ids, chain);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "chain span not exported");
+    }
+  };
   org.tasks.on("finished", onFinished);
   org.tasks.on("resend", onFinished);
+  org.tasks.on("chainFinished", onChainFinished);
   return {
     async shutdown() {
       org.tasks.off("finished", onFinished);
       org.tasks.off("resend", onFinished);
+      org.tasks.off("chainFinished", onChainFinished);
       await sdk
         .shutdown()
         .catch((err: unknown) => log.warn({ err: (err as Error).message }, "trace export shutdown"));

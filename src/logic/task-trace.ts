@@ -1,7 +1,6 @@
 // Trace and span ids of tasks, derived from the task id so they are the same whenever and by
 // whichever orgwatch process they are computed: a parent and its child exported at different times,
-// or on both sides of a restart, still connect. Plus the OTEL_TRACES_SAMPLER decision, made on the
-// trace id so a whole chain is kept or dropped together.
+// or on both sides of a restart, still connect.
 import { createHash } from "node:crypto";
 
 function digestHex(kind: string, taskId: string, hexChars: number): string {
@@ -17,6 +16,11 @@ function digestHex(kind: string, taskId: string, hexChars: number): string {
 /** The span id (16 hex) of a task's span. */
 export function taskSpanId(taskId: string): string {
   return digestHex("span", taskId, 16);
+}
+
+/** The span id (16 hex) of the span summing up the chain whose first known task is `rootTaskId`. */
+export function chainSpanId(rootTaskId: string): string {
+  return digestHex("chain-span", rootTaskId, 16);
 }
 
 /** The trace id (32 hex) of a chain whose first known task is `rootTaskId`. */

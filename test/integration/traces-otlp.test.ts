@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Daemon } from "../../src/daemon.js";
-import { chainTraceId, taskSpanId } from "../../src/logic/task-trace.js";
+import { chainSpanId, chainTraceId, taskSpanId } from "../../src/logic/task-trace.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import { createReferenceTopology } from "../helpers/topology.js";
 import { waitFor } from "../helpers/wait.js";
@@ -184,12 +184,18 @@ describe("trace export through the OpenTelemetry SDK", () => {
                 for (const span of ss.spans)
                   all.push({ span, resource: rs.resource.attributes, scope: ss.scope.name });
           }
-          return all.length >= 2 ? all : undefined;
+          return all.length >= 3 ? all : undefined;
         },
-        { what: "two spans at the OTLP receiver" },
+        { what: "three spans at the OTLP receiver" },
       );
       expect(received[0]!.path).toBe("/v1/traces");
-      expect(spans).toHaveLength(2);
+      // Two tasks, and the chain's own span with its totals, a child of the first task's.
+      expect(spans).toHaveLength(3);
+      const chain = spans.find((s) => s.span.name === "chain")!;
+      expect(chain.span.spanId).toBe(chainSpanId("json-1"));
+      expect(chain.span.parentSpanId).toBe(taskSpanId("json-1"));
+      expect(attr(chain.span.attributes, "orgwatch.chain.steps")).toBe(2);
+      expect(attr(chain.span.attributes, "orgwatch.chain.last_task_id")).toBe("json-2");
       const [first, second] = ["json-1", "json-2"].map((id) =>
         spans.find((s) => attr(s.span.attributes, "messaging.message.id") === id)!,
       );
@@ -277,9 +283,13 @@ describe("trace export through the OpenTelemetry SDK", () => {
           printed.length >= 2
             ? (printed as { traceId: string; id: string; parentSpanContext?: { spanId: string } }[])
             : undefined,
-        { what: "two spans printed" },
+        { what: "three spans printed" },
       );
-      expect(spans.map((s) => s.id)).toEqual([taskSpanId("console-1"), taskSpanId("console-2")]);
+      expect(spans.map((s) => s.id)).toEqual([
+        taskSpanId("console-1"),
+        taskSpanId("console-2"),
+        chainSpanId("console-1"),
+      ]);
       expect(spans.every((s) => s.traceId === chainTraceId("console-1"))).toBe(true);
       expect(spans[1]!.parentSpanContext?.spanId).toBe(taskSpanId("console-1"));
     } finally {

@@ -6,6 +6,7 @@ import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { startTestOrg, type TestOrg } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
 import { addTaskStream } from "../helpers/topology.js";
+import { chainSpanId, chainTraceId, taskSpanId } from "../../src/logic/task-trace.js";
 import { waitFor } from "../helpers/wait.js";
 
 const enc = new TextEncoder();
@@ -123,5 +124,23 @@ describe("tokens and cost", () => {
     // Two chains: the first test's one-task chain ($0.045) and this one ($0.25 + $0.50).
     expect(h.count).toBe(2);
     expect(h.sum).toBeCloseTo(0.795, 10);
+    // The chain's span, a child of its first task's span, carries the totals.
+    const chainSpan = await waitFor(
+      () =>
+        spans
+          .getFinishedSpans()
+          .find((s) => s.name === "chain" && s.attributes["orgwatch.chain.first_task_id"] === "c-1"),
+      { what: "the chain's span" },
+    );
+    expect(chainSpan.spanContext().spanId).toBe(chainSpanId("c-1"));
+    expect(chainSpan.spanContext().traceId).toBe(chainTraceId("c-1"));
+    expect(chainSpan.parentSpanContext?.spanId).toBe(taskSpanId("c-1"));
+    expect(chainSpan.attributes).toMatchObject({
+      "orgwatch.chain.last_task_id": "c-2",
+      "orgwatch.chain.steps": 2,
+      "gen_ai.usage.input_tokens": 20,
+      "gen_ai.usage.output_tokens": 10,
+    });
+    expect(chainSpan.attributes["orgwatch.cost_usd"]).toBeCloseTo(0.75, 10);
   });
 });

@@ -7,6 +7,7 @@ import type { JetStreamModel } from "../jetstream.js";
 import {
   MAX_DEPTH,
   type ChainSummary,
+  type ChainUsage,
   type SpanIds,
   type TaskRecord,
   type TasksSettings,
@@ -21,7 +22,7 @@ export class ChainLinks {
   /** Exported tasks whose chain-end evaluation is still to do. */
   readonly chainPending = new Set<string>();
   /** Usage reported by a chain's exported tasks so far, by its first task (kept in memory only). */
-  private readonly chainUsage = new Map<string, { tokens: number; costUsd: number }>();
+  private readonly chainUsage = new Map<string, ChainUsage>();
 
   constructor(
     private readonly store: TaskStore,
@@ -49,10 +50,12 @@ export class ChainLinks {
   /** A task's span was exported (its ids frozen): its usage counts for its chain. */
   exported(task: TaskRecord): void {
     if (!task.usage || !task.ids) return;
-    const u = this.chainUsage.get(task.ids.rootTaskId) ?? { tokens: 0, costUsd: 0 };
-    u.tokens += task.usage.inputTokens + task.usage.outputTokens;
-    u.costUsd += task.usage.costUsd;
-    this.chainUsage.set(task.ids.rootTaskId, u);
+    const u = this.chainUsage.get(task.ids.rootTaskId) ?? { inputTokens: 0, outputTokens: 0, costUsd: 0 };
+    this.chainUsage.set(task.ids.rootTaskId, {
+      inputTokens: u.inputTokens + task.usage.inputTokens,
+      outputTokens: u.outputTokens + task.usage.outputTokens,
+      costUsd: u.costUsd + task.usage.costUsd,
+    });
   }
 
   /** A task left the store. */
@@ -281,14 +284,18 @@ export class ChainLinks {
         this.store.markDirty(root);
       }
       const startMs = root?.publishedMs ?? task.publishedMs;
+      const endMs = Math.max(task.doneMs ?? nowMs, startMs);
       const usage = this.chainUsage.get(task.ids.rootTaskId);
       this.chainUsage.delete(task.ids.rootTaskId);
       this.chainFinished({
         rootTaskId: task.ids.rootTaskId,
         lastTaskId: task.taskId,
         traceId: task.ids.traceId,
-        durationSeconds: Math.max(0, ((task.doneMs ?? nowMs) - startMs) / 1000),
+        startMs,
+        endMs,
+        durationSeconds: (endMs - startMs) / 1000,
         steps: task.ids.depth + 1,
+        parentSampled: task.ids.parentSampled,
         ...(usage ? { usage } : {}),
       });
     }

@@ -131,14 +131,25 @@ export interface ObservedTask {
   readonly storedMs: number;
 }
 
+export interface ChainUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly costUsd: number;
+}
+
 export interface ChainSummary {
   readonly rootTaskId: string;
   readonly lastTaskId: string;
   readonly traceId: string;
+  /** The first task's publication and the last one's end. */
+  readonly startMs: number;
+  readonly endMs: number;
   readonly durationSeconds: number;
   readonly steps: number;
-  /** What its tasks reported, when any did (tokens in and out, US dollars). */
-  readonly usage?: { readonly tokens: number; readonly costUsd: number };
+  /** The sampled flag of the traceparent the chain joined, if it joined one. */
+  readonly parentSampled: boolean | undefined;
+  /** What its tasks reported, when any did (summed). */
+  readonly usage?: ChainUsage;
 }
 
 export interface TaskEvents {
