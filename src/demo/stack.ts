@@ -118,7 +118,12 @@ export async function startDemoStack(options: {
     const prometheus = await startPrometheus(
       () =>
         stringify({
-          global: { scrape_interval: SCRAPE_INTERVAL, evaluation_interval: SCRAPE_INTERVAL },
+          global: {
+            scrape_interval: SCRAPE_INTERVAL,
+            evaluation_interval: SCRAPE_INTERVAL,
+            // Every alert's runbook_url: this demo's orgwatch serves /runbooks.
+            external_labels: { orgwatch_url: options.orgwatchUrl },
+          },
           rule_files: ["rules-*.yml"],
           alerting: {
             alertmanagers: [{ static_configs: [{ targets: [new URL(alertmanager!.url).host] }] }],

@@ -1,5 +1,6 @@
 // The HTTP face of orgwatch: /metrics, /healthz, /readyz and a small index page. It reads the
 // model and the metrics registry; it never talks to NATS.
+import { RUNBOOKS_CSP, runbooksPage } from "./runbooks.js";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -124,6 +125,9 @@ export function createApp(
       else res.status(500).json({ error: "internal error", code: 500 });
     }
   });
+  app.get("/runbooks", (_req, res) => {
+    res.set("Content-Security-Policy", RUNBOOKS_CSP).type("html").send(runbooksPage());
+  });
   app.get("/", (_req, res) => {
     res.type("html").send(indexPage(config, org));
   });
@@ -153,6 +157,7 @@ NATS: ${h.natsConnected ? "connected" : "<b>not connected</b>"}. Polls completed
 <li><a href="${escapeHtml(config["web.telemetry-path"])}">${escapeHtml(config["web.telemetry-path"])}</a>: Prometheus metrics (OpenMetrics when asked)</li>
 <li><a href="/healthz">/healthz</a>: the process is alive</li>
 <li><a href="/readyz">/readyz</a>: connected to NATS and one poll done</li>
+<li><a href="/runbooks">/runbooks</a>: what each alert means and what to do</li>
 </ul>
 <h2>Consumers</h2>
 <table border="1" cellpadding="3"><tr><th>stream</th><th>consumer</th><th>role</th><th>kind</th><th>lag</th><th>status</th></tr>

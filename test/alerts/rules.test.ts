@@ -13,7 +13,8 @@ const ROOT = join(import.meta.dirname, "../..");
 const ALERTS_DIR = join(ROOT, "alerts");
 const TESTS_DIR = join(ROOT, "test/alerts");
 const RUNBOOKS = join(ROOT, "docs/runbooks.md");
-const RUNBOOK_BASE = "https://github.com/orgwatch/orgwatch/blob/main/docs/runbooks.md#";
+/** Prometheus's external label orgwatch_url is the one base of every runbook link (default: a local orgwatch). */
+const RUNBOOK_TEMPLATE = '{{ or $externalLabels.orgwatch_url "http://localhost:7786" }}/runbooks#';
 
 interface Rule {
   alert?: string;
@@ -136,7 +137,7 @@ describe("alert rules (alerts/*.yml)", () => {
       expect(["page", "warning", "info"]).toContain(alert.labels?.["severity"]);
       expect(alert.annotations?.["summary"]?.length).toBeGreaterThan(0);
       expect(alert.annotations?.["description"]?.length).toBeGreaterThan(0);
-      expect(alert.annotations?.["runbook_url"]).toBe(RUNBOOK_BASE + name.toLowerCase());
+      expect(alert.annotations?.["runbook_url"]).toBe(RUNBOOK_TEMPLATE + name.toLowerCase());
     },
   );
 

@@ -193,7 +193,12 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
     prometheus = await startPrometheus(
       () =>
         stringify({
-          global: { scrape_interval: "1s", evaluation_interval: "1s" },
+          global: {
+            scrape_interval: "1s",
+            evaluation_interval: "1s",
+            // The one base of every runbook link: this orgwatch, which serves them.
+            external_labels: { orgwatch_url: daemon.url },
+          },
           rule_files: ["rules-*.yml"],
           alerting: { alertmanagers: [{ static_configs: [{ targets: [amTarget] }] }] },
           scrape_configs: [{ job_name: "orgwatch", static_configs: [{ targets: [daemonTarget] }] }],
@@ -336,7 +341,11 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
     );
     expect(firing.labels).toMatchObject({ severity: "warning", consumer: "cto-worker", kind: "tasks" });
     expect(firing.annotations["summary"]).toMatch(/^Agent cto has [89] unprocessed tasks$/);
-    expect(firing.annotations["runbook_url"]).toMatch(/docs\/runbooks\.md#orgwatchconsumerlag$/);
+    // The link, as Alertmanager delivered it, resolves at the orgwatch that raised it.
+    expect(firing.annotations["runbook_url"]).toBe(`${daemon.url}/runbooks#orgwatchconsumerlag`);
+    const runbooks = await fetch(firing.annotations["runbook_url"]!);
+    expect(runbooks.status).toBe(200);
+    expect(await runbooks.text()).toContain('id="orgwatchconsumerlag"');
 
     // security's lag is known to Prometheus (0), and no lag alert exists for it in any state.
     const securityLag = await promApi<{ result: PromSeries[] }>(prometheus.url, "/api/v1/query", {

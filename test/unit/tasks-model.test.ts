@@ -212,7 +212,16 @@ describe("TasksModel", () => {
     expect(chains).toEqual([]); // its follow-up may still come
     tasks.tick(T0 + 4000 + 60_001);
     expect(chains).toEqual([
-      { rootTaskId: "p", lastTaskId: "p", traceId: expect.any(String), durationSeconds: 3, steps: 1 },
+      {
+        rootTaskId: "p",
+        lastTaskId: "p",
+        traceId: expect.any(String),
+        startMs: T0 + 1000,
+        endMs: T0 + 4000,
+        durationSeconds: 3,
+        steps: 1,
+        parentSampled: undefined,
+      },
     ]);
   });
 
