@@ -42,7 +42,9 @@ class RecordingExporter implements SpanExporter {
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
     const now = Date.now();
     for (const s of spans) {
-      const id = String(s.attributes["messaging.message.id"]);
+      // Task spans only (the chain's own span, exported when it ends, has no message id).
+      const id = s.attributes["messaging.message.id"];
+      if (typeof id !== "string") continue;
       this.exportedAt.set(id, now);
       this.spanIdOf.set(id, s.spanContext().spanId);
       this.parentOf.set(id, s.parentSpanContext?.spanId);
