@@ -145,10 +145,35 @@ const EXTRA_ROLES = ["research", "support", "legal", "sales", "data", "design"];
 export const MIN_AGENTS = 3;
 export const STORY_AGENTS = STORY.length;
 
-/** The first `size` agents: the story's six in order, then steady agents doing analysis. */
-export function roster(size: number): AgentSpec[] {
+/**
+ * The story's agents with nothing going wrong: marketing gets work no faster than it does it,
+ * devops gets no poison tasks, finance reads the broadcasts. A healthy organization, for the test
+ * that a healthy day raises no alert.
+ */
+function healthy(agent: AgentSpec): AgentSpec {
+  if (
+    agent.behaviour !== "overloaded" &&
+    agent.behaviour !== "flaky" &&
+    agent.behaviour !== "ignores-broadcasts"
+  )
+    return agent;
+  const { burst: _burst, maxOpen: _maxOpen, poison: _poison, ...assignment } = agent.assignment!;
+  const workMax = agent.workMinutes[1];
+  return {
+    ...agent,
+    behaviour: "steady",
+    // Work arrives less often than the longest turn takes.
+    assignment: { ...assignment, everyMinutes: [workMax + 10, workMax + 25] },
+  };
+}
+
+/**
+ * The first `size` agents: the story's six in order, then steady agents doing analysis. With
+ * `healthy`, the story's troubled agents behave.
+ */
+export function roster(size: number, { healthy: allHealthy = false } = {}): AgentSpec[] {
   if (!Number.isInteger(size) || size < MIN_AGENTS) throw new RangeError(`at least ${MIN_AGENTS} agents`);
-  const agents = STORY.slice(0, size);
+  const agents = STORY.slice(0, size).map((a) => (allHealthy ? healthy(a) : a));
   for (let i = agents.length; i < size; i++) {
     const extra = i - STORY.length;
     agents.push({

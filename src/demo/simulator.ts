@@ -45,6 +45,8 @@ export interface SimulationOptions {
   /** Number of agents (at least 3; the whole story needs 6). */
   readonly agents?: number;
   readonly seed?: number;
+  /** Nothing goes wrong: no overloaded, flaky or broadcast-ignoring agent (plan.ts). */
+  readonly healthy?: boolean;
   readonly log?: Logger;
 }
 
@@ -88,7 +90,7 @@ export async function startSimulatedOrganization(options: SimulationOptions): Pr
   const seed = options.seed ?? DEFAULT_SIMULATION.seed;
   const log = options.log ?? silentLogger();
   if (!(pace > 0 && pace <= MAX_PACE)) throw new RangeError(`pace must be above 0 and at most ${MAX_PACE}`);
-  const agents = roster(options.agents ?? DEFAULT_SIMULATION.agents);
+  const agents = roster(options.agents ?? DEFAULT_SIMULATION.agents, { healthy: options.healthy ?? false });
   const scale: Scale = { prefix, pace };
 
   const nc = await connect({

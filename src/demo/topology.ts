@@ -93,8 +93,11 @@ export async function ensureTopology(
   agents: readonly AgentSpec[],
   scale: Scale,
 ): Promise<void> {
-  const ackWait = nanos(Math.max(MIN_ACK_WAIT_MS, realMs(ACK_WAIT_MINUTES, scale.pace)));
-  const broadcastAckWait = nanos(Math.max(MIN_ACK_WAIT_MS, realMs(BROADCAST_ACK_WAIT_MINUTES, scale.pace)));
+  // Whole milliseconds: JetStream takes durations as integer nanoseconds (5 min / 288 is not one).
+  const ackWait = nanos(Math.round(Math.max(MIN_ACK_WAIT_MS, realMs(ACK_WAIT_MINUTES, scale.pace))));
+  const broadcastAckWait = nanos(
+    Math.round(Math.max(MIN_ACK_WAIT_MS, realMs(BROADCAST_ACK_WAIT_MINUTES, scale.pace))),
+  );
   const durable = { storage: StorageType.File, max_age: nanos(MAX_AGE_MS), num_replicas: 1 };
   for (const { role } of agents) {
     const stream = taskStreamName(role);

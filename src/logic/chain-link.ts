@@ -39,7 +39,7 @@ export type InferenceDecision =
 
 /**
  * Whether `candidate` fits `child`: it publishes its follow-up to the child's subject, was published
- * before it, completed, and completed within `windowMs` of the child's publication. The window is
+ * before it (or in the same millisecond), completed, and completed within `windowMs` of the child's publication. The window is
  * taken on both sides of the completion: orgwatch may learn of a completion only at the next poll
  * (after the follow-up was published), and agents may publish the follow-up just before acking.
  */
@@ -47,7 +47,8 @@ export function fits(child: InferenceChild, candidate: InferenceCandidate, windo
   return (
     candidate.onCompletePublishTo === child.subject &&
     !candidate.followUpKnown &&
-    candidate.publishedMs < child.publishedMs &&
+    // Stored times are whole milliseconds: a parent and a follow-up published within one share it.
+    candidate.publishedMs <= child.publishedMs &&
     candidate.completed &&
     candidate.doneMs !== undefined &&
     Math.abs(child.publishedMs - candidate.doneMs) <= windowMs
@@ -64,7 +65,7 @@ function mayYetFit(
   return (
     candidate.onCompletePublishTo === child.subject &&
     !candidate.followUpKnown &&
-    candidate.publishedMs < child.publishedMs &&
+    candidate.publishedMs <= child.publishedMs &&
     candidate.doneMs === undefined &&
     nowMs <= child.publishedMs + windowMs
   );

@@ -76,14 +76,33 @@ export class AgentsModel {
    * Every roster agent as of `nowMs`. Up: a status arrived within `staleAfterMs`. State: the last
    * one reported while up; once silent, `offline` stays (an agent that said so is not expected to
    * keep talking) and anything else becomes `unknown`; never reported → down and `unknown`.
+   * `outage`: the latest time orgwatch was cut off from NATS, which does not count as silence.
    */
-  view(nowMs: number, staleAfterMs: number): AgentView[] {
+  view(
+    nowMs: number,
+    staleAfterMs: number,
+    outage?: { readonly fromMs: number; readonly toMs?: number },
+  ): AgentView[] {
     return this.roster().map((role) => {
       const s = this.statuses.get(role);
       if (!s) return { role, up: false, state: "unknown", lastStatusMs: undefined };
-      const up = nowMs - s.lastStatusMs <= staleAfterMs;
+      const up = silentMs(nowMs, s.lastStatusMs, outage) <= staleAfterMs;
       const state = up || s.state === "offline" ? s.state : "unknown";
       return { role, up, state, lastStatusMs: s.lastStatusMs };
     });
   }
+}
+
+/**
+ * How long an agent last heard at `lastMs` has been silent as of `nowMs`, leaving out the time
+ * orgwatch itself could not hear (`outage`): an agent is not down because orgwatch lost NATS.
+ */
+export function silentMs(
+  nowMs: number,
+  lastMs: number,
+  outage?: { readonly fromMs: number; readonly toMs?: number },
+): number {
+  if (!outage || lastMs >= (outage.toMs ?? Infinity)) return nowMs - lastMs;
+  const before = Math.max(0, outage.fromMs - lastMs);
+  return outage.toMs === undefined ? before : before + (nowMs - outage.toMs);
 }

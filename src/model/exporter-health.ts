@@ -5,6 +5,11 @@ export type InvalidSource = "status" | "event" | "task" | "advisory" | "ack_samp
 export class ExporterHealth {
   natsConnected = false;
   natsReconnects = 0;
+  /**
+   * The latest time orgwatch was cut off from NATS (epoch ms; `toMs` undefined while it lasts).
+   * What orgwatch could not hear then is not the agents' silence.
+   */
+  natsOutage: { readonly fromMs: number; toMs?: number } | undefined;
   pollsCompleted = 0;
   pollErrors = 0;
   /** Why the last failed poll failed (orgwatch check reports it). */

@@ -132,8 +132,10 @@ export function startNatsLink(config: Config, health: ExporterHealth, log: Logge
           // nats.js reports a "disconnect" for every failed attempt while reconnecting, and then one
           // "reconnect" per attempt made: only transitions count, so the counter is one per outage.
           case "disconnect":
-            if (health.natsConnected) log.warn({ server: s.server }, "disconnected from NATS");
-            else log.debug({ server: s.server }, "reconnection attempt failed");
+            if (health.natsConnected) {
+              log.warn({ server: s.server }, "disconnected from NATS");
+              health.natsOutage = { fromMs: Date.now() };
+            } else log.debug({ server: s.server }, "reconnection attempt failed");
             health.natsConnected = false;
             break;
           case "reconnecting":
@@ -142,6 +144,8 @@ export function startNatsLink(config: Config, health: ExporterHealth, log: Logge
           case "reconnect":
             if (!health.natsConnected) {
               health.natsReconnects++;
+              if (health.natsOutage && health.natsOutage.toMs === undefined)
+                health.natsOutage.toMs = Date.now();
               log.info({ server: s.server }, "reconnected to NATS");
             }
             health.natsConnected = true;

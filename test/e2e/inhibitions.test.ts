@@ -159,7 +159,7 @@ describe("the shipped inhibitions in a real Alertmanager", () => {
 
   afterAll(async () => {
     await alertmanager?.stop();
-    await new Promise((resolve) => webhook?.close(resolve));
+    if (webhook) await new Promise((resolve) => webhook.close(resolve));
   });
 
   it.each(CASES.map((c) => [c.name, c] as const))("%s", async (_name, c) => {

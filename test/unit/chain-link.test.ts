@@ -37,6 +37,12 @@ describe("inferParent", () => {
     ).toEqual({ kind: "link", parentTaskId: "p" });
   });
 
+  it("links a follow-up stored in the same millisecond as its parent (stored times are whole ms)", () => {
+    expect(
+      inferParent({ subject: SUBJECT, publishedMs: 1_000 }, [parent("p")], WINDOW, 20_000, false),
+    ).toEqual({ kind: "link", parentTaskId: "p" });
+  });
+
   it("refuses candidates that do not fit", () => {
     const none = { kind: "none", reason: "no_candidate" };
     expect(

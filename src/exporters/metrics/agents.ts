@@ -7,7 +7,7 @@ import type { MetricsRegistry } from "./registry.js";
 export function registerAgentMetrics(metrics: MetricsRegistry, org: Organization): void {
   const registers = metrics.registers;
   const staleAfterMs = org.config["agent.stale-after"];
-  const view = () => org.agents.view(Date.now(), staleAfterMs);
+  const view = () => org.agents.view(Date.now(), staleAfterMs, org.health.natsOutage);
   new Gauge({
     name: "orgwatch_agent_up",
     help: "1 when the agent sent a status within the staleness window (agent.stale-after)",
