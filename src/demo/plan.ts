@@ -157,13 +157,13 @@ function healthy(agent: AgentSpec): AgentSpec {
     agent.behaviour !== "ignores-broadcasts"
   )
     return agent;
-  const { burst: _burst, maxOpen: _maxOpen, poison: _poison, ...assignment } = agent.assignment!;
+  const { type, titles, sla } = agent.assignment!;
   const workMax = agent.workMinutes[1];
   return {
     ...agent,
     behaviour: "steady",
-    // Work arrives less often than the longest turn takes.
-    assignment: { ...assignment, everyMinutes: [workMax + 10, workMax + 25] },
+    // Work arrives less often than the longest turn takes; no burst, no poison.
+    assignment: { type, titles, sla, everyMinutes: [workMax + 10, workMax + 25] },
   };
 }
 
