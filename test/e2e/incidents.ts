@@ -104,9 +104,9 @@ export const INCIDENTS: readonly Incident[] = [
     id: "nats-down",
     title: "orgwatch disconnected from NATS",
     role: "orgwatch",
-    fires: [page("OrgwatchNatsDisconnected"), warning("OrgwatchPollsFailing"), warning("OrgwatchPollsStale")],
+    fires: [page("OrgwatchNatsDisconnected"), warning("OrgwatchPollsStale")],
     notified: ["OrgwatchNatsDisconnected"],
-    note: "the failing and stale polls are the same cause, inhibited",
+    note: "the stale polls are the same cause, inhibited; polls failing while disconnected are not OrgwatchPollsFailing",
   },
   {
     id: "orgwatch-down",
