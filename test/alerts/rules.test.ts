@@ -138,6 +138,9 @@ describe("alert rules (alerts/*.yml)", () => {
       expect(alert.annotations?.["summary"]?.length).toBeGreaterThan(0);
       expect(alert.annotations?.["description"]?.length).toBeGreaterThan(0);
       expect(alert.annotations?.["runbook_url"]).toBe(RUNBOOK_TEMPLATE + name.toLowerCase());
+      // Read by the engineer woken at 3 a.m.: who (the agent, or which orgwatch), and what to do first.
+      expect(alert.annotations?.["summary"]).toMatch(/\$labels\.(role|instance|source)|orgwatch/);
+      expect(alert.annotations?.["description"]).toMatch(/ First: [^.]+\./);
     },
   );
 

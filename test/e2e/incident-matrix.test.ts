@@ -141,6 +141,8 @@ describe("the incident matrix", () => {
 
   /** Each agent incident: how it starts and how it ends. */
   let lagging = true;
+  let outliving = true;
+  let outlivesLoop: Promise<void> | undefined;
   let lagLoop: Promise<void> | undefined;
   const SCRIPTS: Record<string, { start(): Promise<void>; end(): Promise<void> }> = {
     lag: {
@@ -161,6 +163,27 @@ describe("the incident matrix", () => {
         lagging = false;
         await lagLoop;
         await drain("lagger");
+      },
+    },
+    outlives: {
+      async start() {
+        for (let n = 1; n <= 12; n++) await publish("outliver", `out-${n}`);
+        const c = await consumerOf("outliver");
+        // One task acked every 2 s, a new one each time: 12 waiting take 24 s, the oldest is as
+        // old, and the stream keeps tasks 40 s.
+        outlivesLoop = (async () => {
+          for (let n = 13; outliving; n++) {
+            const m = await c.next({ expires: 1000 });
+            await m?.ackAck();
+            await publish("outliver", `out-${n}`);
+            await new Promise((r) => setTimeout(r, 2000));
+          }
+        })();
+      },
+      async end() {
+        outliving = false;
+        await outlivesLoop;
+        await drain("outliver");
       },
     },
     poison: {
@@ -274,6 +297,12 @@ describe("the incident matrix", () => {
         ack_wait: nanos(ackWaitMs),
       });
     }
+    const outliver = await jsm.streams.info("AGENT_OUTLIVER_TASKS");
+    await jsm.streams.update("AGENT_OUTLIVER_TASKS", {
+      ...outliver.config,
+      max_age: nanos(40_000),
+      duplicate_window: nanos(40_000),
+    });
     // The expiring task's stream keeps messages 8 s.
     const expiring = await jsm.streams.info("AGENT_EXPIRING_TASKS");
     await jsm.streams.update("AGENT_EXPIRING_TASKS", {

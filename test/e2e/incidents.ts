@@ -101,6 +101,14 @@ export const INCIDENTS: readonly Incident[] = [
     note: "the breach stays counted for an hour (info, to chat once a day); the overdue warning ends with the pick-up",
   },
   {
+    id: "outlives",
+    title: "a backlog that outlives its stream (drain time + oldest task's age past the max age)",
+    role: "outliver",
+    fires: [warning("OrgwatchConsumerLag"), page("OrgwatchBacklogOutlivesStream")],
+    notified: ["OrgwatchConsumerLag", "OrgwatchBacklogOutlivesStream"],
+    note: "the lag warns first; the page comes when the tasks will expire before they are reached",
+  },
+  {
     id: "nats-down",
     title: "orgwatch disconnected from NATS",
     role: "orgwatch",
