@@ -5,24 +5,19 @@
 // stack puts them (logic/rule-scaling.ts: every for:, keep_firing_for:, range, offset, duration
 // threshold and per-hour factor divided by the pace); the verdict is Prometheus's own ALERTS series
 // over the whole day: not one alert, not even pending.
-import { createServer, type Server } from "node:http";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
-import { withWebhookReceivers, type AlertmanagerConfig } from "../../src/logic/alertmanager-config.js";
 import { demoRuleFiles } from "../../src/demo/stack.js";
 import { REFERENCE_TURN_MINUTES } from "../../src/demo/plan.js";
 import { realMs } from "../../src/demo/topology.js";
 import { startSimulatedOrganization, type SimulatedOrganization } from "../../src/demo/simulator.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Daemon } from "../../src/daemon.js";
-import { REPO_ROOT } from "../helpers/cli.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import {
   promApi,
-  startAlertmanager,
-  startPrometheus,
+  startShippedAlertmanager,
+  startWebhook,
+  startRulesPrometheus,
   type ManagedProcess,
   type PromSeries,
 } from "../helpers/prometheus-stack.js";
@@ -39,47 +34,22 @@ describe("a healthy day", () => {
   let org: SimulatedOrganization;
   let prometheus: ManagedProcess;
   let alertmanager: ManagedProcess;
-  let webhook: Server;
+  let webhook: Awaited<ReturnType<typeof startWebhook>>;
   const notifications: unknown[] = [];
   let startedAt = 0;
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    webhook = createServer((req, res) => {
-      let body = "";
-      req.on("data", (c: Buffer) => (body += c.toString()));
-      req.on("end", () => {
-        notifications.push(JSON.parse(body));
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve));
-    const webhookUrl = `http://127.0.0.1:${(webhook.address() as { port: number }).port}`;
+    webhook = await startWebhook((_receiver, doc) => notifications.push(doc));
     // orgwatch judges the organization on its clock, as the demo's does.
     daemon = await startTestDaemon(nats.url, {
       "poll-interval": 500,
       "expected-work": realMs(REFERENCE_TURN_MINUTES, PACE),
     });
     await daemon.started;
-    const shipped = parse(
-      readFileSync(join(REPO_ROOT, "deploy/alertmanager/alertmanager.yml"), "utf8"),
-    ) as AlertmanagerConfig;
-    alertmanager = await startAlertmanager(
-      stringify(withWebhookReceivers(shipped, webhookUrl, { groupWait: "1s", groupInterval: "1s" })),
-    );
+    alertmanager = await startShippedAlertmanager(webhook.url);
     const { files } = demoRuleFiles(PACE);
-    prometheus = await startPrometheus(
-      () =>
-        stringify({
-          global: { scrape_interval: "1s", evaluation_interval: "1s" },
-          rule_files: ["rules-*.yml"],
-          alerting: { alertmanagers: [{ static_configs: [{ targets: [new URL(alertmanager.url).host] }] }] },
-          scrape_configs: [
-            { job_name: "orgwatch", static_configs: [{ targets: [new URL(daemon.url).host] }] },
-          ],
-        }),
-      files,
-    );
+    prometheus = await startRulesPrometheus(files, new URL(daemon.url).host, alertmanager.url);
     // The day starts once Prometheus watches orgwatch: before its first scrape, `absent(up)` is
     // pending, which is Prometheus starting, not the organization's day.
     await waitFor(
@@ -99,7 +69,7 @@ describe("a healthy day", () => {
     await org?.stop();
     await prometheus?.stop();
     await alertmanager?.stop();
-    if (webhook) await new Promise((resolve) => webhook.close(resolve));
+    await webhook?.close();
     await daemon?.stop();
     await nats?.stop();
   });

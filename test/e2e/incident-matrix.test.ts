@@ -7,11 +7,7 @@
 // Everything runs 60 times faster than real time: the rules through logic/rule-scaling.ts (every
 // for:, keep_firing_for:, range, offset, duration threshold and per-hour factor), orgwatch's
 // windows through its settings (polls every 0.5 s, agents stale after 2 s, a 5 s status window).
-import { createServer, type Server } from "node:http";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
 import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import {
   jetstream,
@@ -20,18 +16,17 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import { withWebhookReceivers, type AlertmanagerConfig } from "../../src/logic/alertmanager-config.js";
 import { demoRuleFiles } from "../../src/demo/stack.js";
 import { freePort, startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import type { Daemon } from "../../src/daemon.js";
-import { REPO_ROOT } from "../helpers/cli.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import {
   promApi,
   type PromSeries,
   prometheusAlerts,
-  startAlertmanager,
-  startPrometheus,
+  startShippedAlertmanager,
+  startWebhook,
+  startRulesPrometheus,
   type ManagedProcess,
 } from "../helpers/prometheus-stack.js";
 import { createReferenceTopology } from "../helpers/topology.js";
@@ -66,7 +61,7 @@ describe("the incident matrix", () => {
   let port: number;
   let prometheus: ManagedProcess;
   let alertmanager: ManagedProcess;
-  let webhook: Server;
+  let webhook: Awaited<ReturnType<typeof startWebhook>>;
   /** Firing notifications by role: alertname → receiver. */
   const notified: { role: string; alertname: string; receiver: string; status: string }[] = [];
   /** Every (alertname, role, severity) seen firing in Prometheus, with when it first did. */
@@ -139,53 +134,44 @@ describe("the incident matrix", () => {
     }
   }
 
+  /**
+   * An agent behind its work: `backlog` tasks waiting, one acked every `everyMs` and a new one
+   * published each time (progress, the backlog kept). Returns the incident's start and end.
+   */
+  function behind(
+    role: string,
+    backlog: number,
+    everyMs: number,
+  ): { start(): Promise<void>; end(): Promise<void> } {
+    let working = true;
+    let loop: Promise<void> | undefined;
+    return {
+      async start() {
+        for (let n = 1; n <= backlog; n++) await publish(role, `${role}-${n}`);
+        const c = await consumerOf(role);
+        loop = (async () => {
+          for (let n = backlog + 1; working; n++) {
+            const m = await c.next({ expires: 1000 });
+            await m?.ackAck();
+            await publish(role, `${role}-${n}`);
+            await new Promise((r) => setTimeout(r, everyMs));
+          }
+        })();
+      },
+      async end() {
+        working = false;
+        await loop;
+        await drain(role);
+      },
+    };
+  }
+
   /** Each agent incident: how it starts and how it ends. */
-  let lagging = true;
-  let outliving = true;
-  let outlivesLoop: Promise<void> | undefined;
-  let lagLoop: Promise<void> | undefined;
   const SCRIPTS: Record<string, { start(): Promise<void>; end(): Promise<void> }> = {
-    lag: {
-      async start() {
-        for (let n = 1; n <= 8; n++) await publish("lagger", `lag-${n}`);
-        const c = await consumerOf("lagger");
-        // The agent acks one task every 1.5 s and gets a new one each time: progress, lag kept at 8.
-        lagLoop = (async () => {
-          for (let n = 9; lagging; n++) {
-            const m = await c.next({ expires: 1000 });
-            await m?.ackAck();
-            await publish("lagger", `lag-${n}`);
-            await new Promise((r) => setTimeout(r, 1500));
-          }
-        })();
-      },
-      async end() {
-        lagging = false;
-        await lagLoop;
-        await drain("lagger");
-      },
-    },
-    outlives: {
-      async start() {
-        for (let n = 1; n <= 12; n++) await publish("outliver", `out-${n}`);
-        const c = await consumerOf("outliver");
-        // One task acked every 2 s, a new one each time: 12 waiting take 24 s, the oldest is as
-        // old, and the stream keeps tasks 40 s.
-        outlivesLoop = (async () => {
-          for (let n = 13; outliving; n++) {
-            const m = await c.next({ expires: 1000 });
-            await m?.ackAck();
-            await publish("outliver", `out-${n}`);
-            await new Promise((r) => setTimeout(r, 2000));
-          }
-        })();
-      },
-      async end() {
-        outliving = false;
-        await outlivesLoop;
-        await drain("outliver");
-      },
-    },
+    // Lag kept at 8, one task every 1.5 s.
+    lag: behind("lagger", 8, 1500),
+    // 12 waiting, one every 2 s: 24 s of work, the oldest as old, and the stream keeps tasks 40 s.
+    outlives: behind("outliver", 12, 2000),
     poison: {
       async start() {
         await publish("poison", "poison-1");
@@ -336,43 +322,21 @@ describe("the incident matrix", () => {
         })(),
       );
 
-    webhook = createServer((req, res) => {
-      let body = "";
-      req.on("data", (c: Buffer) => (body += c.toString()));
-      req.on("end", () => {
-        const doc = JSON.parse(body) as { alerts: { status: string; labels: Record<string, string> }[] };
-        for (const a of doc.alerts)
-          notified.push({
-            role: a.labels["role"] ?? "orgwatch",
-            alertname: a.labels["alertname"]!,
-            receiver: (req.url ?? "/").slice(1),
-            status: a.status,
-          });
-        res.writeHead(200).end();
-      });
+    webhook = await startWebhook((receiver, doc) => {
+      for (const a of doc.alerts)
+        notified.push({
+          role: a.labels["role"] ?? "orgwatch",
+          alertname: a.labels["alertname"]!,
+          receiver,
+          status: a.status,
+        });
     });
-    await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve));
-    const webhookUrl = `http://127.0.0.1:${(webhook.address() as { port: number }).port}`;
     port = await freePort();
     daemon = await startTestDaemon(nats.url, settings());
     await daemon.started;
-    const shipped = parse(
-      readFileSync(join(REPO_ROOT, "deploy/alertmanager/alertmanager.yml"), "utf8"),
-    ) as AlertmanagerConfig;
-    alertmanager = await startAlertmanager(
-      stringify(withWebhookReceivers(shipped, webhookUrl, { groupWait: "1s", groupInterval: "1s" })),
-    );
+    alertmanager = await startShippedAlertmanager(webhook.url);
     const { files } = demoRuleFiles(SPEED, { realTimeGroups: [], minRangeMs: 5000 });
-    prometheus = await startPrometheus(
-      () =>
-        stringify({
-          global: { scrape_interval: "1s", evaluation_interval: "1s" },
-          rule_files: ["rules-*.yml"],
-          alerting: { alertmanagers: [{ static_configs: [{ targets: [new URL(alertmanager.url).host] }] }] },
-          scrape_configs: [{ job_name: "orgwatch", static_configs: [{ targets: [`127.0.0.1:${port}`] }] }],
-        }),
-      files,
-    );
+    prometheus = await startRulesPrometheus(files, `127.0.0.1:${port}`, alertmanager.url);
     // A quiet start: Prometheus scraping orgwatch and evaluating the rules, every agent
     // heartbeating, no incident yet, and nothing firing or pending three checks in a row.
     let quiet = 0;
@@ -442,7 +406,7 @@ describe("the incident matrix", () => {
     await Promise.all(readers);
     await prometheus?.stop();
     await alertmanager?.stop();
-    if (webhook) await new Promise((resolve) => webhook.close(resolve));
+    await webhook?.close();
     await daemon?.stop();
     await nc?.close();
     await nats?.stop();
@@ -468,28 +432,34 @@ describe("the incident matrix", () => {
     );
   });
 
+  /** orgwatch's own incident `i`: its alerts fired and notified. */
+  const firedAndNotified = (i: Incident) =>
+    waitFor(
+      () =>
+        i.fires.every((a) => seen.has(key({ ...a, role: "orgwatch" }))) &&
+        i.notified.every((n) => notifiedFor("orgwatch").includes(n)),
+      { timeoutMs: 60_000, intervalMs: 250, what: `${i.title}: its alerts` },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; seen: ${[...seen.keys()].join(", ")}`);
+    });
+
+  /** Every alert resolved once `after`, but the one known exception. */
+  const resolvedButKnown = (after: string) =>
+    waitFor(async () => (await activeAlerts()).every((a) => KNOWN_AFTER_NATS_RESTART.includes(a)), {
+      timeoutMs: 90_000,
+      intervalMs: 500,
+      what: `resolved after ${after}`,
+    }).catch(async (err: Error) => {
+      throw new Error(`${err.message}; still active: ${(await activeAlerts()).join(", ")}`);
+    });
+
   it("orgwatch disconnected from NATS: one page, and nothing about the agents it cannot hear", async () => {
     const i = INCIDENTS.find((x) => x.id === "nats-down")!;
     const outageAt = Date.now();
     await nats.kill();
-    await waitFor(
-      () =>
-        i.fires.every((a) => seen.has(key({ ...a, role: "orgwatch" }))) &&
-        i.notified.every((n) => notifiedFor("orgwatch").includes(n)),
-      {
-        timeoutMs: 60_000,
-        intervalMs: 250,
-        what: `${i.title}: its alerts (seen: ${[...seen.keys()].join(", ")})`,
-      },
-    );
+    await firedAndNotified(i);
     await nats.restart();
-    await waitFor(async () => (await activeAlerts()).every((a) => KNOWN_AFTER_NATS_RESTART.includes(a)), {
-      timeoutMs: 90_000,
-      intervalMs: 500,
-      what: "resolved after NATS came back",
-    }).catch(async (err: Error) => {
-      throw new Error(`${err.message}; still active: ${(await activeAlerts()).join(", ")}`);
-    });
+    await resolvedButKnown("NATS came back");
     check(i);
     // The agents were not reported down for orgwatch's own outage: orgwatch_agent_up stayed 1 for
     // every agent from the moment NATS went away until now.
@@ -503,25 +473,10 @@ describe("the incident matrix", () => {
   it("orgwatch down: one page, resolved when it is back", async () => {
     const i = INCIDENTS.find((x) => x.id === "orgwatch-down")!;
     await daemon.stop();
-    await waitFor(
-      () =>
-        i.fires.every((a) => seen.has(key({ ...a, role: "orgwatch" }))) &&
-        i.notified.every((n) => notifiedFor("orgwatch").includes(n)),
-      {
-        timeoutMs: 60_000,
-        intervalMs: 250,
-        what: `${i.title}: its alerts`,
-      },
-    );
+    await firedAndNotified(i);
     daemon = await startTestDaemon(nats.url, settings());
     await daemon.started;
-    await waitFor(async () => (await activeAlerts()).every((a) => KNOWN_AFTER_NATS_RESTART.includes(a)), {
-      timeoutMs: 90_000,
-      intervalMs: 500,
-      what: "resolved after orgwatch came back",
-    }).catch(async (err: Error) => {
-      throw new Error(`${err.message}; still active: ${(await activeAlerts()).join(", ")}`);
-    });
+    await resolvedButKnown("orgwatch came back");
     check({
       ...i,
       fires: [...INCIDENTS.find((x) => x.id === "nats-down")!.fires, ...i.fires],

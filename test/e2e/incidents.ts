@@ -112,9 +112,9 @@ export const INCIDENTS: readonly Incident[] = [
     id: "nats-down",
     title: "orgwatch disconnected from NATS",
     role: "orgwatch",
-    fires: [page("OrgwatchNatsDisconnected"), warning("OrgwatchPollsStale")],
+    fires: [page("OrgwatchNatsDisconnected")],
     notified: ["OrgwatchNatsDisconnected"],
-    note: "the stale polls are the same cause, inhibited; polls failing while disconnected are not OrgwatchPollsFailing",
+    note: "failed and stale polls while disconnected (and 5 minutes after) are not OrgwatchPollsFailing or …PollsStale: one page",
   },
   {
     id: "orgwatch-down",

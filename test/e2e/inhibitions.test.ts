@@ -1,14 +1,8 @@
 // The shipped Alertmanager configuration's inhibitions in a real Alertmanager: alerts posted as
 // Prometheus posts them, and the webhook receives exactly one notification per cause. Each case
 // uses its own consumer, so that cases cannot inhibit each other.
-import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
-import { withWebhookReceivers, type AlertmanagerConfig } from "../../src/logic/alertmanager-config.js";
-import { REPO_ROOT } from "../helpers/cli.js";
-import { startAlertmanager, type ManagedProcess } from "../helpers/prometheus-stack.js";
+import { startShippedAlertmanager, startWebhook, type ManagedProcess } from "../helpers/prometheus-stack.js";
 import { waitFor } from "../helpers/wait.js";
 
 interface Notified {
@@ -90,32 +84,19 @@ const CASES: { name: string; firing: Labels[]; notified: string[] }[] = [
 
 describe("the shipped inhibitions in a real Alertmanager", () => {
   let alertmanager: ManagedProcess;
-  let webhook: Server;
+  let webhook: Awaited<ReturnType<typeof startWebhook>>;
   const notified: Notified[] = [];
 
   beforeAll(async () => {
-    webhook = createServer((req, res) => {
-      let body = "";
-      req.on("data", (c: Buffer) => (body += c.toString()));
-      req.on("end", () => {
-        const doc = JSON.parse(body) as { alerts: { labels: Labels }[] };
-        for (const a of doc.alerts)
-          notified.push({
-            receiver: (req.url ?? "/").slice(1),
-            alertname: a.labels["alertname"]!,
-            consumer: a.labels["consumer"] ?? a.labels["role"]!,
-          });
-        res.writeHead(200).end();
-      });
+    webhook = await startWebhook((receiver, doc) => {
+      for (const a of doc.alerts)
+        notified.push({
+          receiver,
+          alertname: a.labels["alertname"]!,
+          consumer: a.labels["consumer"] ?? a.labels["role"]!,
+        });
     });
-    await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(webhook.address() as { port: number }).port}`;
-    const shipped = parse(
-      readFileSync(join(REPO_ROOT, "deploy/alertmanager/alertmanager.yml"), "utf8"),
-    ) as AlertmanagerConfig;
-    alertmanager = await startAlertmanager(
-      stringify(withWebhookReceivers(shipped, url, { groupWait: "1s", groupInterval: "1s" })),
-    );
+    alertmanager = await startShippedAlertmanager(webhook.url);
     const now = new Date();
     const ends = new Date(now.getTime() + 10 * 60_000);
     const posted = CASES.flatMap((c) => c.firing).map((labels) => ({
@@ -159,7 +140,7 @@ describe("the shipped inhibitions in a real Alertmanager", () => {
 
   afterAll(async () => {
     await alertmanager?.stop();
-    if (webhook) await new Promise((resolve) => webhook.close(resolve));
+    await webhook?.close();
   });
 
   it.each(CASES.map((c) => [c.name, c] as const))("%s", async (_name, c) => {
