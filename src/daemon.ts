@@ -15,6 +15,7 @@ import { registerTaskMetrics } from "./exporters/metrics/tasks.js";
 import { registerLostWorkMetrics } from "./exporters/metrics/lost-work.js";
 import { registerBackpressureMetrics } from "./exporters/metrics/backpressure.js";
 import { Admission, startAdmissionService } from "./services/admission.js";
+import { DeadLetterDesk } from "./services/deadletters.js";
 import { registerFindingMetrics } from "./exporters/metrics/findings.js";
 import { startTraceExporter, type TraceExporter } from "./exporters/traces.js";
 import { startHttpServer, type HttpServer } from "./exporters/http.js";
@@ -65,7 +66,8 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
 
   // One admission service answers over HTTP and NATS (one role cap, the same answers).
   const admission = new Admission(org);
-  const http: HttpServer = await startHttpServer(config, org, metrics, log, admission);
+  let desk: DeadLetterDesk | undefined;
+  const http: HttpServer = await startHttpServer(config, org, metrics, log, admission, () => desk);
   const link = startNatsLink(config, org.health, log);
 
   let stopping = false;
@@ -74,6 +76,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const started = link.connected.then(async (nc) => {
     const ctx = await createSourceContext(nc, config, org, log);
     if (stopping) return;
+    desk = await DeadLetterDesk.open(nc, config);
     // Sources that subscribe come first, so nothing published during the first poll is missed.
     sources.push(await startAgentStatus(ctx));
     sources.push(await startOrgEvents(ctx));

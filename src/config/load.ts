@@ -148,6 +148,15 @@ function validate(c: Config): void {
   parseListenAddress(c["web.listen-address"]);
   if (!c["web.telemetry-path"].startsWith("/"))
     throw new ConfigError("--web.telemetry-path", "must start with /");
+  const external = c["web.external-url"];
+  if (external !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(external))
+    throw new ConfigError("--web.external-url", `"${external}" is not an http(s) URL`);
+  const traceUrl = c["web.trace-url"];
+  if (traceUrl !== undefined && (!/^https?:\/\/\S+$/.test(traceUrl) || !traceUrl.includes("{trace_id}")))
+    throw new ConfigError(
+      "--web.trace-url",
+      `"${traceUrl}" is not an http(s) URL with {trace_id} in it (e.g. http://jaeger:16686/trace/{trace_id})`,
+    );
 }
 
 /** ":7786" → all interfaces; "127.0.0.1:0" → an ephemeral port (tests). */

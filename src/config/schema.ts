@@ -17,7 +17,7 @@ export interface Setting {
   /** Secrets are never logged or shown in /. */
   readonly secret?: boolean;
   /** Which commands use it; run, demo and check when absent (see addSettingOptions for simulate). */
-  readonly commands?: readonly ("run" | "demo" | "check" | "simulate")[];
+  readonly commands?: readonly ("run" | "demo" | "check" | "simulate" | "deadletters")[];
 }
 
 export const SETTINGS = [
@@ -248,6 +248,36 @@ export const SETTINGS = [
     key: "web.config.file",
     type: "string",
     description: "TLS and basic-auth configuration (Prometheus exporter-toolkit format)",
+  },
+  {
+    key: "web.enable-admin-api",
+    type: "boolean",
+    description:
+      "allow the console's write actions (replaying a dead letter); needs the web config's authentication unless --web.admin-api.allow-unauthenticated",
+    default: "false",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "web.admin-api.allow-unauthenticated",
+    type: "boolean",
+    description:
+      "allow the write actions with no authentication in front of them (a local machine only; said at start)",
+    default: "false",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "web.external-url",
+    type: "string",
+    description:
+      "the URL people reach orgwatch at (behind a proxy): links in the console and its API start with it",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "web.trace-url",
+    type: "string",
+    description:
+      "link template for a trace, e.g. http://jaeger:16686/trace/{trace_id}: the console links dead letters and tasks to it",
+    commands: ["run", "demo"],
   },
 
   // Logging

@@ -215,7 +215,7 @@ function demoBanner(config: Config, { nats, daemon, org }: RunningDemo): string 
     `on a local nats-server, watched by orgwatch.`,
     "",
     `  metrics   ${metrics}`,
-    `  overview  ${daemon.url}/`,
+    `  console   ${daemon.url}/`,
     `  NATS      ${nats.url}  (JetStream store in ${nats.storeDir})`,
     "",
     `Pace ${config.pace}: a 20-minute reasoning turn takes ${turnSeconds} s; seed ${config.seed}.`,

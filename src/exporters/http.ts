@@ -1,5 +1,6 @@
-// The HTTP face of orgwatch: /metrics, /healthz, /readyz and a small index page. It reads the
-// model and the metrics registry; it never talks to NATS.
+// The HTTP face of orgwatch: /metrics, /healthz, /readyz, /runbooks, the admission API and the
+// console (exporters/console/). It reads the model and the metrics registry; what it shows of dead
+// letters, and their replay, go through the dead-letter desk (services/deadletters.ts).
 import { RUNBOOKS_CSP, runbooksPage } from "./runbooks.js";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -9,12 +10,13 @@ import express from "express";
 import type { Config } from "../config/schema.js";
 import { parseListenAddress } from "../config/load.js";
 import type { Logger } from "../log.js";
-import { lagOf } from "../logic/consumer-status.js";
+import { ConfigError } from "../config/schema.js";
+import { consoleRoutes, type ConsoleRoutes } from "./console/routes.js";
+import type { DeadLetterDesk } from "../services/deadletters.js";
 import { AdmissionError } from "../logic/admission.js";
 import { Admission } from "../services/admission.js";
 import type { Organization } from "../model/organization.js";
 import type { MetricsRegistry } from "./metrics/registry.js";
-import { VERSION } from "../version.js";
 import {
   BasicAuth,
   checkClientCertificate,
@@ -26,7 +28,37 @@ import {
 export interface HttpServer {
   /** Base URL, e.g. http://127.0.0.1:7786 (resolves port 0 to the real port). */
   readonly url: string;
+  /** Console clients listening to /api/v1/events now. */
+  readonly eventClients: () => number;
   close(): Promise<void>;
+}
+
+/** The one request that may change something: a dead letter's replay (console API, admin only). */
+const WRITE_ROUTE = /^\/api\/v1\/deadletters\/[^/]+\/replay$/;
+/** A replay's body, if any, is not read: at most this much is accepted on the wire. */
+const MAX_WRITE_BODY = 1024;
+
+/** Whether the web config puts authentication in front of every request. */
+function authenticates(web: WebConfig | undefined): boolean {
+  if (!web) return false;
+  if (web.users.size > 0) return true;
+  const auth = web.tls?.clientAuth;
+  return auth === "RequireAndVerifyClientCert" || auth === "RequireAnyClientCert";
+}
+
+/**
+ * Write actions need authentication in front of them, or an explicit choice to go without (a local
+ * machine). Checked before the server listens: a daemon that would accept replays from anyone on
+ * the network does not start.
+ */
+export function checkAdminApi(config: Config, web: WebConfig | undefined): "off" | "authenticated" | "unauthenticated" {
+  if (!config["web.enable-admin-api"]) return "off";
+  if (authenticates(web)) return "authenticated";
+  if (config["web.admin-api.allow-unauthenticated"]) return "unauthenticated";
+  throw new ConfigError(
+    "--web.enable-admin-api",
+    "write actions need authentication: basic_auth_users or required client certificates in --web.config.file (or --web.admin-api.allow-unauthenticated on a local machine)",
+  );
 }
 
 function wantsOpenMetrics(accept: string | undefined): boolean {
@@ -39,6 +71,7 @@ export function createApp(
   metrics: MetricsRegistry,
   web?: WebConfig,
   admission: Admission = new Admission(org),
+  console?: ConsoleRoutes,
 ): express.Express {
   const app = express();
   app.disable("x-powered-by");
@@ -53,7 +86,11 @@ export function createApp(
       }
       if (!auth.enabled) return next();
       auth.check(req.get("authorization")).then((result) => {
-        if (result === "ok") return next();
+        if (result === "ok") {
+          // Who asked, for the audit line of a write action.
+          res.locals["user"] = basicUser(req.get("authorization"));
+          return next();
+        }
         // Says nothing about why: a wrong user and a wrong password look the same.
         if (result === "busy") res.status(429).set("Retry-After", "1").type("text/plain").send("busy\n");
         else
@@ -65,13 +102,22 @@ export function createApp(
       }, next);
     });
   }
-  // Read-only endpoints: anything but GET/HEAD is refused before routing.
+  // Read-only endpoints but one: anything but GET/HEAD is refused before routing, save a POST to
+  // the replay route (refused there unless --web.enable-admin-api).
   app.use((req, res, next) => {
+    if (req.method === "POST" && WRITE_ROUTE.test(req.path)) {
+      if (req.get("transfer-encoding") !== undefined || Number(req.get("content-length") ?? 0) > MAX_WRITE_BODY) {
+        res.status(413).set("Connection", "close").type("text/plain").send("request body too large\n");
+        return;
+      }
+      next();
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       // Closing the connection spares reading whatever body the client is still sending.
       res
         .status(405)
-        .set({ Allow: "GET, HEAD", Connection: "close" })
+        .set({ Allow: WRITE_ROUTE.test(req.path) ? "POST" : "GET, HEAD", Connection: "close" })
         .type("text/plain")
         .send("method not allowed\n");
       return;
@@ -128,42 +174,16 @@ export function createApp(
   app.get("/runbooks", (_req, res) => {
     res.set("Content-Security-Policy", RUNBOOKS_CSP).type("html").send(runbooksPage());
   });
-  app.get("/", (_req, res) => {
-    res.type("html").send(indexPage(config, org));
-  });
+  if (console) app.use(console.router);
   return app;
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function indexPage(config: Config, org: Organization): string {
-  const h = org.health;
-  const poll = org.jetstream.current;
-  const rows: string[] = [];
-  if (poll) {
-    for (const c of poll.consumers.values()) {
-      rows.push(
-        `<tr><td>${escapeHtml(c.stream)}</td><td>${escapeHtml(c.name)}</td><td>${escapeHtml(c.role)}</td><td>${c.kind}</td><td>${lagOf(c)}</td><td>${c.status}</td></tr>`,
-      );
-    }
-  }
-  return `<!doctype html><html><head><meta charset="utf-8"><title>orgwatch</title></head><body>
-<h1>orgwatch ${escapeHtml(VERSION)}</h1>
-<p>Watching subject prefix <code>${escapeHtml(config["subject-prefix"])}</code>.
-NATS: ${h.natsConnected ? "connected" : "<b>not connected</b>"}. Polls completed: ${h.pollsCompleted}, failed: ${h.pollErrors}.</p>
-<ul>
-<li><a href="${escapeHtml(config["web.telemetry-path"])}">${escapeHtml(config["web.telemetry-path"])}</a>: Prometheus metrics (OpenMetrics when asked)</li>
-<li><a href="/healthz">/healthz</a>: the process is alive</li>
-<li><a href="/readyz">/readyz</a>: connected to NATS and one poll done</li>
-<li><a href="/runbooks">/runbooks</a>: what each alert means and what to do</li>
-</ul>
-<h2>Consumers</h2>
-<table border="1" cellpadding="3"><tr><th>stream</th><th>consumer</th><th>role</th><th>kind</th><th>lag</th><th>status</th></tr>
-${rows.join("\n")}
-</table></body></html>
-`;
+function basicUser(authorization: string | undefined): string | undefined {
+  const m = /^Basic\s+(\S+)$/i.exec(authorization ?? "");
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? undefined : decoded.slice(0, colon);
 }
 
 export async function startHttpServer(
@@ -172,10 +192,19 @@ export async function startHttpServer(
   metrics: MetricsRegistry,
   log: Logger,
   admission?: Admission,
+  desk: () => DeadLetterDesk | undefined = () => undefined,
 ): Promise<HttpServer> {
   const webConfigFile = config["web.config.file"];
   const web = webConfigFile !== undefined ? loadWebConfig(webConfigFile) : undefined;
-  const app = createApp(config, org, metrics, web, admission);
+  const admin = checkAdminApi(config, web);
+  if (admin === "unauthenticated")
+    log.warn(
+      {},
+      "write actions (dead-letter replay) are on with no authentication in front of them (--web.admin-api.allow-unauthenticated): anyone who can reach this port can replay; for a local machine only",
+    );
+  else if (admin === "authenticated") log.info({}, "write actions (dead-letter replay) are on, behind the web config's authentication");
+  const console = consoleRoutes(org, { desk, log });
+  const app = createApp(config, org, metrics, web, admission, console);
   // Slow or stuck clients must not hold the daemon: bound header and request time, checked every
   // second rather than Node's default 30 s, and drop sockets idle (e.g. a stalled reader) for 30 s.
   const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
@@ -218,8 +247,10 @@ export async function startHttpServer(
   );
   return {
     url,
+    eventClients: console.clients,
     close: () =>
       new Promise<void>((resolve) => {
+        console.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -15,6 +15,8 @@ import { isSameConsumer, lagOf } from "../logic/consumer-status.js";
 import { consumerKey, type PollResult } from "./jetstream.js";
 import type { StreamMessageRef } from "./tasks/index.js";
 
+/** How many of the latest broadcasts the console shows against every agent. */
+export const RECENT_BROADCASTS = 8;
 /** A floor that passed more broadcasts than this in one poll is observed for its latest ones only. */
 const MAX_OBSERVED_PER_POLL = 1000;
 /** Sampled acks waiting for their consumer's ack floor to pass them, across all consumers. */
@@ -28,6 +30,18 @@ export interface BroadcastConsumer {
   readonly unacked: number;
   /** Stored time (epoch ms) of the oldest unacknowledged broadcast, when there is one and it was read. */
   readonly oldestUnackedMs: number | undefined;
+  /** Every broadcast up to this stream sequence is acknowledged. */
+  readonly ackFloor: number;
+  /** When non-empty, only broadcasts on these subjects are this agent's. */
+  readonly filterSubjects: readonly string[];
+}
+
+/** One of the latest broadcasts, as read back by sources/broadcast-acks.ts (for the console). */
+export interface RecentBroadcast {
+  readonly stream: string;
+  readonly seq: number;
+  readonly subject: string;
+  readonly storedMs: number;
 }
 
 /** The broadcasts one consumer's ack floor passed since the previous poll: stream sequences `from..to`. */
@@ -62,6 +76,8 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
   consumers: readonly BroadcastConsumer[] = [];
   /** Whether the last poll saw any broadcasts stream or consumer (else no agent can miss one). */
   hasBroadcasts = false;
+  /** The latest broadcasts of every broadcasts stream, newest first (RECENT_BROADCASTS at most). */
+  recent: readonly RecentBroadcast[] = [];
   /** Ack floor up to which acks were handed out for observation, by consumer key. */
   private readonly floors = new Map<string, { floor: number; createdMs: number | undefined }>();
   /** Sampled ack times by consumer key, then stream sequence. */
@@ -107,6 +123,8 @@ export class BroadcastsModel extends EventEmitter<BroadcastEvents> {
         role: c.role,
         unacked,
         oldestUnackedMs: unacked > 0 ? c.oldestUnackedMs : undefined,
+        ackFloor: c.ackFloorStreamSequence,
+        filterSubjects: c.filterSubjects,
       });
       const floor = c.ackFloorStreamSequence;
       const previous = this.floors.get(key);

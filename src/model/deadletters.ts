@@ -26,7 +26,16 @@ export interface ProcessingObservation {
   readonly ref: StreamMessageRef;
 }
 
+/** The one message a dead-letter count is about. */
+export interface DeadLetterDetail {
+  readonly streamSequence: number;
+  readonly deliveries: number;
+  readonly atMs: number;
+}
+
 interface DeadLetterEvents {
+  /** A message was counted dead (once per message): the console's feed. */
+  deadLetter: [labels: ConsumerLabels, detail: DeadLetterDetail];
   /** A task's delivery → ack time (from a sampled ack); the exporter observes it in a histogram. */
   processed: [observation: ProcessingObservation];
 }
@@ -35,9 +44,16 @@ type Counter = "deadLetters" | "naks" | "terminated";
 
 export class DeadLettersModel extends EventEmitter<DeadLetterEvents> {
   private readonly counts = new Map<string, ConsumerCounts>();
+  /** Dead letters this orgwatch replayed (console API), by role. */
+  readonly replays = new Map<string, number>();
 
-  countDeadLetter(labels: ConsumerLabels): void {
+  countReplay(role: string): void {
+    this.replays.set(role, (this.replays.get(role) ?? 0) + 1);
+  }
+
+  countDeadLetter(labels: ConsumerLabels, detail?: DeadLetterDetail): void {
     this.bump(labels, "deadLetters");
+    if (detail) this.emit("deadLetter", labels, detail);
   }
 
   countNak(labels: ConsumerLabels): void {

@@ -113,6 +113,12 @@ interface JetStreamEvents {
 }
 
 export class JetStreamModel extends EventEmitter<JetStreamEvents> {
+  constructor() {
+    super();
+    // Every derived part of the model and the console listen to polls: more than Node's default ten.
+    this.setMaxListeners(50);
+  }
+
   current: PollResult | undefined;
 
   applyPoll(result: PollResult): void {

@@ -7,7 +7,9 @@ import { BroadcastsModel } from "./broadcasts.js";
 import { DeadLettersModel } from "./deadletters.js";
 import { ExporterHealth } from "./exporter-health.js";
 import { FindingsModel } from "./findings.js";
-import { JetStreamModel } from "./jetstream.js";
+import { HistoryModel } from "./history.js";
+import { JetStreamModel, type PollResult } from "./jetstream.js";
+import { lagOf, type ConsumerStatus } from "../logic/consumer-status.js";
 import { LostWorkModel } from "./lost-work.js";
 import { TasksModel } from "./tasks/index.js";
 import { UnroutedModel } from "./unrouted.js";
@@ -26,6 +28,8 @@ export class Organization {
   readonly deadLetters = new DeadLettersModel();
   readonly tasks: TasksModel;
   readonly findings = new FindingsModel();
+  /** The console's memory: lag over the last hour and what just happened. */
+  readonly history = new HistoryModel();
 
   constructor(readonly config: Config) {
     this.agents = new AgentsModel(config.roles, this.jetstream);
@@ -41,5 +45,79 @@ export class Organization {
     );
     this.lostWork.attachTasks(this.tasks);
     this.jetstream.prependListener("polled", (result) => this.lostWork.applyPoll(result));
+    this.feedHistory();
+  }
+
+  /** What the history (the console's memory) takes from the rest of the model as it changes. */
+  private feedHistory(): void {
+    const history = this.history;
+    const wasUp = new Map<string, boolean>();
+    const statuses = new Map<string, ConsumerStatus>();
+    this.jetstream.on("polled", (result: PollResult) => {
+      const lag = new Map<string, number>();
+      for (const c of result.consumers.values()) {
+        if (c.kind !== "tasks" || c.role === "" || !c.durable) continue;
+        lag.set(c.role, (lag.get(c.role) ?? 0) + lagOf(c));
+        const key = `${c.stream}/${c.name}`;
+        const before = statuses.get(key) ?? "ok";
+        statuses.set(key, c.status);
+        // Work stopping or stalling is news, and so is its recovery; lag coming and going is the cards'.
+        const stuck = (st: ConsumerStatus) => st === "stalled" || st === "stopped";
+        if (c.status !== before && (stuck(c.status) || stuck(before)))
+          history.add({
+            atMs: result.at,
+            kind: "consumer_status",
+            role: c.role,
+            status: c.status,
+            text: `${c.stream}/${c.name} is ${c.status} (was ${before}), lag ${lagOf(c)}`,
+          });
+      }
+      for (const key of statuses.keys()) if (!result.consumers.has(key)) statuses.delete(key);
+      history.recordLag(result.at, lag);
+      const now = Date.now();
+      for (const agent of this.agents.view(now, this.config["agent.stale-after"], this.health.natsOutage)) {
+        const before = wasUp.get(agent.role);
+        wasUp.set(agent.role, agent.up);
+        // An agent never heard from is not news at every start; one that was up and fell silent is.
+        if (before === true && !agent.up)
+          history.add({ atMs: now, kind: "agent_silent", role: agent.role, text: `${agent.role} fell silent` });
+        else if (before === false && agent.up)
+          history.add({ atMs: now, kind: "agent_back", role: agent.role, text: `${agent.role} is reporting again` });
+      }
+    });
+    this.deadLetters.on("deadLetter", (labels, detail) => {
+      const taskId = this.tasks.taskAt(labels.stream, detail.streamSequence)?.taskId;
+      history.add({
+        atMs: detail.atMs,
+        kind: "dead_letter",
+        role: labels.role,
+        ...(taskId !== undefined && { taskId }),
+        text: `${taskId ?? `${labels.stream} #${detail.streamSequence}`} dead-lettered by ${labels.consumer} after ${detail.deliveries} deliveries`,
+      });
+    });
+    this.tasks.on("finished", (task) => {
+      history.rememberTimeline(task);
+      if (task.outcome === "lost")      if (task.outcome === "lost")
+        history.add({
+          atMs: task.doneMs ?? Date.now(),
+          kind: "lost",
+          role: task.role,
+          taskId: task.taskId,
+          text: `${task.taskId} left ${task.stream} unacknowledged (${task.lostReason ?? "unknown"})`,
+        });
+    });
+    this.broadcasts.on("acked", (o) => history.recordBroadcastAck(o.consumer, o.streamSequence, o.seconds));
+    this.tasks.on("linkBroken", (task, reason) =>
+      history.add({
+        atMs: Date.now(),
+        kind: "broken_chain",
+        role: task.role,
+        taskId: task.taskId,
+        text:
+          reason === "unrouted_target"
+            ? `${task.taskId}'s next step goes to ${task.onCompletePublishTo ?? "?"}, which no stream stores`
+            : `${task.taskId}'s next step never came`,
+      }),
+    );
   }
 }

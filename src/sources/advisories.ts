@@ -158,7 +158,12 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   async function onMaxDeliveries(advisory: ConsumerAdvisory, redelivered: boolean): Promise<SignalOutcome> {
     org.lostWork.recordDeadLetter(advisory.stream, advisory.consumer, advisory.streamSequence);
     const id = await labelsFor(advisory.stream, advisory.consumer, "orgwatch_deadletter_messages_total");
-    const count = () => org.deadLetters.countDeadLetter(id.labels);
+    const count = () =>
+      org.deadLetters.countDeadLetter(id.labels, {
+        streamSequence: advisory.streamSequence,
+        deliveries: advisory.deliveries,
+        atMs: advisory.atMs,
+      });
     // Every time (idempotent): the task may not have been read when this advisory was first handled.
     const outcome = org.tasks.recordDeadLetter(refOf(advisory));
     const plainKey = `${advisory.stream}\u0000${advisory.consumer}\u0000${advisory.streamSequence}`;

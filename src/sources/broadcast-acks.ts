@@ -3,7 +3,7 @@
 // model.broadcasts, which observes publish → ack times (see model/broadcasts.ts for what counts).
 import pLimit from "p-limit";
 import { subjectMatches } from "../logic/subject-match.js";
-import type { PassedRange } from "../model/broadcasts.js";
+import { RECENT_BROADCASTS, type PassedRange, type RecentBroadcast } from "../model/broadcasts.js";
 import type { PollResult } from "../model/jetstream.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
@@ -64,12 +64,31 @@ export async function startBroadcastAcks(ctx: SourceContext): Promise<RunningSou
     org.broadcasts.observePassed(range, stored);
   }
 
+  /** The latest broadcasts of each broadcasts stream, read through the same cache (read once each). */
+  async function readRecent(result: PollResult): Promise<void> {
+    const recent: RecentBroadcast[] = [];
+    for (const s of result.streams.values()) {
+      if (s.kind !== "broadcasts" || s.messages === 0) continue;
+      const from = Math.max(s.firstSequence, s.lastSequence - RECENT_BROADCASTS + 1);
+      const reads = [];
+      for (let seq = s.lastSequence; seq >= from; seq--) reads.push(read(s.name, seq).then((m) => ({ seq, m })));
+      for (const r of await Promise.allSettled(reads)) {
+        if (r.status === "fulfilled" && r.value.m)
+          recent.push({ stream: s.name, seq: r.value.seq, subject: r.value.m.subject, storedMs: r.value.m.ms });
+      }
+    }
+    recent.sort((a, b) => b.storedMs - a.storedMs || b.seq - a.seq);
+    org.broadcasts.recent = recent.slice(0, RECENT_BROADCASTS);
+  }
+
   const onPoll = (result: PollResult) => {
     // Synchronously, so that floors advance in poll order; the reads follow in the background.
     const passed = org.broadcasts.applyPoll(result, Date.now());
-    if (passed.length === 0) return;
     work = work.then(async () => {
       await Promise.all(passed.map(observe));
+      await readRecent(result).catch((err: unknown) =>
+        log.debug({ err: (err as Error).message }, "could not read the latest broadcasts"),
+      );
     });
   };
   org.jetstream.on("polled", onPoll);

@@ -133,6 +133,16 @@ export function registerDeadLetterMetrics(metrics: MetricsRegistry, org: Organiz
       for (const c of model.consumers()) if (c.terminated > 0) this.inc(labelsOf(org, c), c.terminated);
     },
   });
+  new Counter({
+    name: "orgwatch_deadletter_replays_total",
+    help: "Dead letters this orgwatch replayed to their original subject (console API, --web.enable-admin-api), by role",
+    labelNames: ["role"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [role, n] of model.replays) this.inc({ role }, n);
+    },
+  });
 
   const processing = new Histogram({
     name: "orgwatch_task_processing_seconds",

@@ -101,6 +101,11 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     return this.store.tasks.get(taskId);
   }
 
+  /** Every task in memory (read-only: the console's flow graph and chains). */
+  all(): IterableIterator<TaskRecord> {
+    return this.store.tasks.values();
+  }
+
   /** The task stored at a stream sequence, when orgwatch read it. */
   taskAt(stream: string, seq: number): TaskRecord | undefined {
     return this.store.bySeq(stream, seq);
