@@ -1,0 +1,169 @@
+// The console's pure parts: an agent's colour and reasons, a dead letter read back for people, what
+// a replay publishes, and the bounded memory of the last hour.
+import { describe, expect, it } from "vitest";
+import { agentHealth, type AgentFacts } from "../../src/logic/agent-health.js";
+import { payloadView, replayPlan, summarise, type StoredDeadLetter } from "../../src/logic/deadletter-view.js";
+import { HistoryModel } from "../../src/model/history.js";
+
+const healthy: AgentFacts = {
+  up: true,
+  everReported: true,
+  status: "ok",
+  lag: 0,
+  oldestTaskAgeSeconds: undefined,
+  ackWaitSeconds: 1800,
+  drainEtaSeconds: 0,
+  maxEtaSeconds: 14_400,
+  deadLettersLastHour: 0,
+  lostLastHour: 0,
+  unackedBroadcasts: 0,
+};
+
+describe("agentHealth", () => {
+  it("is ok with nothing to say", () => {
+    expect(agentHealth(healthy)).toEqual({ health: "ok", reasons: [] });
+  });
+  it("pages what pages: silent, stalled or stopped work, a dead letter or a lost task this hour", () => {
+    expect(agentHealth({ ...healthy, up: false })).toEqual({ health: "critical", reasons: ["silent"] });
+    expect(agentHealth({ ...healthy, status: "stalled" }).health).toBe("critical");
+    expect(agentHealth({ ...healthy, status: "stopped" }).reasons).toEqual(["work stopped"]);
+    expect(agentHealth({ ...healthy, deadLettersLastHour: 2 }).reasons).toEqual(["2 dead-lettered in the last hour"]);
+    expect(agentHealth({ ...healthy, lostLastHour: 1 }).health).toBe("critical");
+  });
+  it("warns of lag, old work, broadcasts and a backlog that will not drain in time", () => {
+    expect(agentHealth({ ...healthy, status: "lagging", lag: 6 })).toEqual({ health: "warning", reasons: ["lagging"] });
+    expect(agentHealth({ ...healthy, lag: 1, oldestTaskAgeSeconds: 1801 }).reasons).toEqual([
+      "oldest task older than its ack wait",
+    ]);
+    expect(agentHealth({ ...healthy, lag: 3, drainEtaSeconds: Infinity }).reasons).toEqual(["backlog not draining"]);
+    expect(agentHealth({ ...healthy, lag: 3, drainEtaSeconds: 20_000 }).reasons).toEqual(["backlog drains too slowly"]);
+    expect(agentHealth({ ...healthy, unackedBroadcasts: 2 }).reasons).toEqual(["2 broadcasts not acknowledged"]);
+  });
+  it("a role that never reported is a warning, not a page", () => {
+    expect(agentHealth({ ...healthy, up: false, everReported: false })).toEqual({
+      health: "warning",
+      reasons: ["never reported"],
+    });
+  });
+  it("critical reasons come first, the warnings after", () => {
+    expect(agentHealth({ ...healthy, status: "stalled", unackedBroadcasts: 1 }).reasons).toEqual([
+      "work stalled",
+      "1 broadcasts not acknowledged",
+    ]);
+  });
+});
+
+const enc = new TextEncoder();
+const task = { task_id: "task-1847", type: "feature_implementation", sla: { ack_within_seconds: 60 } };
+function letter(headers: [string, string][], data: Uint8Array = enc.encode(JSON.stringify(task))): StoredDeadLetter {
+  return { seq: 7, subject: "genbrain.org.deadletter", storedMs: Date.UTC(2026, 11, 2, 4, 0, 0), headers, data };
+}
+const routed: [string, string][] = [
+  ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+  ["Orgwatch-Source-Msg-Id", "task-1847"],
+  ["Nats-Msg-Id", "orgwatch-dl:AGENT_CTO_TASKS:cto-worker:42:t2026"],
+  ["Orgwatch-Source-Stream", "AGENT_CTO_TASKS"],
+  ["Orgwatch-Source-Consumer", "cto-worker"],
+  ["Orgwatch-Source-Sequence", "42"],
+  ["Orgwatch-Deliveries", "3"],
+  ["Orgwatch-Deadletter-Reason", "max_deliveries"],
+  ["Orgwatch-Source-Subject", "genbrain.agents.cto.tasks"],
+  ["X-Agent", "ceo"],
+];
+
+describe("a dead letter read back", () => {
+  it("says where it came from, which task and which trace", () => {
+    expect(summarise(letter(routed), "genbrain")).toEqual({
+      id: 7,
+      at: "2026-12-02T04:00:00.000Z",
+      role: "cto",
+      sourceStream: "AGENT_CTO_TASKS",
+      sourceSequence: 42,
+      consumer: "cto-worker",
+      subject: "genbrain.agents.cto.tasks",
+      deliveries: 3,
+      reason: "max_deliveries",
+      taskId: "task-1847",
+      traceId: "0af7651916cd43dd8448eb211c80319c",
+      msgId: "orgwatch-dl:AGENT_CTO_TASKS:cto-worker:42:t2026",
+      missing: false,
+      payloadOmitted: false,
+      bytes: enc.encode(JSON.stringify(task)).length,
+    });
+  });
+  it("shows JSON pretty, text as text, and anything else as bytes", () => {
+    expect(payloadView(enc.encode('{"a":[1,2]}'))).toEqual({ kind: "json", text: '{\n  "a": [\n    1,\n    2\n  ]\n}' });
+    expect(payloadView(enc.encode("<script>alert(1)</script>"))).toEqual({ kind: "text", text: "<script>alert(1)</script>" });
+    expect(payloadView(new Uint8Array([0xff, 0x00, 0x41]))).toEqual({ kind: "binary", base64: "/wBB", hex: "ff 00 41" });
+    expect(payloadView(enc.encode("bell\u0007"))).toMatchObject({ kind: "binary" });
+  });
+});
+
+describe("replayPlan", () => {
+  it("publishes the original payload and headers to the original subject, with its own id and Orgwatch-Replay-Of", () => {
+    const r = replayPlan(letter(routed), "ORG_DEADLETTER");
+    if (!("plan" in r)) throw new Error(r.refused);
+    expect(r.plan.subject).toBe("genbrain.agents.cto.tasks");
+    expect(r.plan.headers).toEqual([
+      ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+      ["X-Agent", "ceo"],
+      ["Nats-Msg-Id", r.plan.msgId],
+      ["Orgwatch-Replay-Of", "orgwatch-dl:AGENT_CTO_TASKS:cto-worker:42:t2026"],
+    ]);
+    expect(new TextDecoder().decode(r.plan.data)).toBe(JSON.stringify(task));
+    expect(r.plan.msgId).toMatch(/^orgwatch-replay:[0-9a-f]{40}$/);
+    expect(r.plan.recordKey).toMatch(/^replay\.[0-9a-f]{40}$/);
+  });
+  it("derives the same id every time from the same dead letter, another from another", () => {
+    const a = replayPlan(letter(routed), "DL");
+    const b = replayPlan(letter(routed), "DL");
+    const other = replayPlan(letter(routed.map(([k, v]) => [k, k === "Nats-Msg-Id" ? v + "x" : v])), "DL");
+    expect("plan" in a && "plan" in b && a.plan.msgId === b.plan.msgId).toBe(true);
+    expect("plan" in a && "plan" in other && a.plan.msgId !== other.plan.msgId).toBe(true);
+  });
+  it("refuses what has nothing to replay or nowhere to go", () => {
+    expect(replayPlan(letter([["X", "y"]]), "DL")).toEqual({
+      refused: "it does not say its original subject (not routed by orgwatch)",
+    });
+    expect(replayPlan(letter([...routed, ["Orgwatch-Message-Missing", "true"]]), "DL")).toMatchObject({
+      refused: expect.stringContaining("already gone"),
+    });
+    expect(replayPlan(letter([...routed, ["Orgwatch-Payload-Omitted", "too large (2000000 bytes)"]]), "DL")).toMatchObject({
+      refused: expect.stringContaining("too large"),
+    });
+  });
+});
+
+describe("HistoryModel", () => {
+  it("keeps the highest lag per bucket over the window, and forgets what is older", () => {
+    const h = new HistoryModel({ windowMs: 60_000, points: 6, feedSize: 3, maxRoles: 2, timelines: 2 });
+    h.recordLag(0, new Map([["cto", 1]]));
+    h.recordLag(5_000, new Map([["cto", 4]]));
+    h.recordLag(9_999, new Map([["cto", 2]]));
+    h.recordLag(10_000, new Map([["cto", 3]]));
+    expect(h.lagSeries("cto")).toEqual([
+      [0, 4],
+      [10_000, 3],
+    ]);
+    h.recordLag(65_000, new Map([["cto", 0]]));
+    expect(h.lagSeries("cto")).toEqual([
+      [10_000, 3],
+      [60_000, 0],
+    ]);
+    h.recordLag(200_000, new Map());
+    expect(h.lagSeries("cto")).toEqual([]);
+  });
+  it("draws at most maxRoles agents", () => {
+    const h = new HistoryModel({ windowMs: 60_000, points: 6, feedSize: 3, maxRoles: 2, timelines: 2 });
+    h.recordLag(0, new Map([["a", 1], ["b", 1], ["c", 1]]));
+    expect([h.lagSeries("a").length, h.lagSeries("b").length, h.lagSeries("c").length]).toEqual([1, 1, 0]);
+  });
+  it("keeps the newest feed items, newest first, each with a new id, and tells listeners", () => {
+    const h = new HistoryModel({ windowMs: 60_000, points: 6, feedSize: 3, maxRoles: 2, timelines: 2 });
+    const heard: number[] = [];
+    h.on("feed", (f) => heard.push(f.id));
+    for (let i = 1; i <= 5; i++) h.add({ atMs: i, kind: "dead_letter", role: "devops", text: `#${i}` });
+    expect(h.feed().map((f) => f.text)).toEqual(["#5", "#4", "#3"]);
+    expect(heard).toEqual([1, 2, 3, 4, 5]);
+  });
+});
