@@ -110,6 +110,8 @@ export function consumerGroupOf(c: Pick<ConsumerState, "name" | "deliverGroup">)
 interface JetStreamEvents {
   /** A poll completed; listeners derive their own views (broadcast acks, roster, findings). */
   polled: [result: PollResult, previous: PollResult | undefined];
+  /** Every "polled" listener has run: the whole model reflects this poll (the console shows it). */
+  applied: [result: PollResult];
 }
 
 export class JetStreamModel extends EventEmitter<JetStreamEvents> {
@@ -125,6 +127,7 @@ export class JetStreamModel extends EventEmitter<JetStreamEvents> {
     const previous = this.current;
     this.current = result;
     this.emit("polled", result, previous);
+    this.emit("applied", result);
   }
 
   /**
@@ -143,5 +146,6 @@ export class JetStreamModel extends EventEmitter<JetStreamEvents> {
       if (!this.rawListeners("polled").includes(listener)) continue;
       listener.call(this, result, previous);
     }
+    this.emit("applied", result);
   }
 }

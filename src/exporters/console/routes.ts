@@ -101,7 +101,7 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
   const onFeed = (item: Parameters<typeof feedItemView>[0]) => {
     if (channel.sessionCount > 0) channel.broadcast(JSON.stringify(feedItemView(item)), "feed");
   };
-  org.jetstream.on("polled", publishOrganization);
+  org.jetstream.on("applied", publishOrganization);
   org.history.on("feed", onFeed);
 
   const needDesk = (): DeadLetterDesk => {
@@ -215,7 +215,7 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
     router,
     clients: () => channel.sessionCount,
     close() {
-      org.jetstream.off("polled", publishOrganization);
+      org.jetstream.off("applied", publishOrganization);
       org.history.off("feed", onFeed);
       for (const s of channel.activeSessions) channel.deregister(s);
     },
