@@ -11,13 +11,17 @@ export const EXIT_CONFIG = 2;
  */
 const SIMULATOR_SHARED_SETTINGS = /^(nats-|subject-prefix$|log\.)/;
 
-export const COMMANDS = ["run", "demo", "check", "simulate"] as const;
+/** `orgwatch deadletters`: the connection, where dead letters are, where replays are recorded, logging. */
+const DEADLETTERS_SETTINGS = /^(nats-|context$|subject-prefix$|deadletter\.subject$|advisories\.storage$|own-streams\.replicas$|log\.)/;
+
+export const COMMANDS = ["run", "demo", "check", "simulate", "deadletters"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** Whether `command` takes `setting` (also how the README's configuration reference lists it). */
 export function usedBy(setting: Setting, command: CommandName): boolean {
   if (setting.commands) return setting.commands.includes(command);
   if (command === "simulate") return SIMULATOR_SHARED_SETTINGS.test(setting.key);
+  if (command === "deadletters") return DEADLETTERS_SETTINGS.test(setting.key);
   // The demo runs a nats-server of its own.
   if (command === "demo") return !setting.key.startsWith("nats-");
   return true;

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// orgwatch's command line: `orgwatch` / `orgwatch run` (the daemon), `orgwatch demo`, `orgwatch check`.
+// orgwatch's command line: `orgwatch` / `orgwatch run` (the daemon), `orgwatch demo`, `orgwatch check`,
+// `orgwatch deadletters`.
 import { Command, CommanderError } from "commander";
 import { addSettingOptions, configFromCommand, EXIT_CONFIG, exitWithConfigError } from "./cli-settings.js";
 import { ConfigError } from "./config/schema.js";
 import { startDaemon } from "./daemon.js";
 import { demoCommand, simulateCommand } from "./demo/command.js";
 import { checkCommand } from "./check/command.js";
+import { deadLettersCommand } from "./deadletters/command.js";
 import { VERSION } from "./version.js";
 import { createLogger } from "./log.js";
 import { onShutdownSignal } from "./shutdown.js";
@@ -38,7 +40,8 @@ program.addCommand(runCommand(), { isDefault: true });
 program.addCommand(demoCommand());
 program.addCommand(simulateCommand());
 program.addCommand(checkCommand());
-for (const cmd of program.commands) {
+program.addCommand(deadLettersCommand());
+for (const cmd of [...program.commands, ...program.commands.flatMap((c) => c.commands)]) {
   cmd.exitOverride();
   cmd.configureOutput(ERROR_OUTPUT);
 }

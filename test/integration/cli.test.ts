@@ -68,6 +68,13 @@ describe("orgwatch command line", () => {
       [[], { ORGWATCH_POLL_CONCURRENCY: "lots" }, /^orgwatch: invalid setting ORGWATCH_POLL_CONCURRENCY: /],
       [["--no-such-flag"], {}, /^orgwatch: unknown option '--no-such-flag'/],
       [
+        ["--web.enable-admin-api", "--web.listen-address", "127.0.0.1:0"],
+        {},
+        /^orgwatch: invalid setting --web.enable-admin-api: write actions need authentication/,
+      ],
+      [["--web.trace-url", "http://jaeger/trace"], {}, /^orgwatch: invalid setting --web.trace-url: .*\{trace_id\}/],
+      [["deadletters", "show", "0"], {}, /^orgwatch deadletters: "0" is not a dead letter id/],
+      [
         ["--config", file],
         {},
         /^orgwatch: invalid setting poll-interval \(in .*bad\.yaml\): "often" is not a duration/,

@@ -12,6 +12,7 @@ import { scrape } from "../helpers/metrics.js";
 import { advisoriesDrained, createPoisonableConsumer, failEverything, streamMessages } from "../helpers/poison.js";
 import { waitFor } from "../helpers/wait.js";
 import { DeadLetterDesk } from "../../src/services/deadletters.js";
+import { runOrgwatch } from "../helpers/cli.js";
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const enc = new TextEncoder();
@@ -223,5 +224,48 @@ describe("the console API", () => {
     const after = events().find((x) => x.polls_completed > polls);
     expect(after.agents.find((a: { role: string }) => a.role === "cto")).toMatchObject({ dead_letters: 1 });
     ac.abort();
+  });
+
+  it("orgwatch deadletters list|show|replay does the same from a terminal, over NATS", async () => {
+    const nats = ["--nats-url", server.url];
+    const listed = await runOrgwatch(["deadletters", "list", ...nats, "--json"]);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout).items.map((d: { id: number; taskId: string }) => [d.id, d.taskId])).toEqual([
+      [1, "task-1847"],
+    ]);
+    const text = await runOrgwatch(["deadletters", "list", ...nats, "--role", "cto"]);
+    expect(text.stdout).toMatch(/^1 dead letters in DEADLETTER\n\s+1 {2}\S+ {2}cto\s+task-1847/);
+    const shown = await runOrgwatch(["deadletters", "show", "1", ...nats]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("traceparent: " + TRACEPARENT);
+    expect(shown.stdout).toMatch(/replayed \S+ by anonymous to genbrain\.agents\.cto\.tasks/);
+    // Replayed by the console already: refused here too.
+    const again = await runOrgwatch(["deadletters", "replay", "1", "--yes", ...nats]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("already replayed");
+
+    // Another dead letter, replayed from the terminal: asked first, so --yes without a terminal. (The
+    // agent fails everything: the message the console replayed dies again too, as a new dead letter.)
+    const h = headers();
+    h.set("Nats-Msg-Id", "task-1848");
+    await js.publish(subject, enc.encode(JSON.stringify({ task_id: "task-1848" })), { headers: h });
+    await failEverything(js, stream, "cto", async () => (await streamMessages(jsm, "DEADLETTER")) >= 3);
+    await failEverything(js, stream, "cto", () => advisoriesDrained(jsm));
+    const all = JSON.parse((await runOrgwatch(["deadletters", "list", ...nats, "--json"])).stdout);
+    expect(all.items.map((d: { taskId: string }) => d.taskId).sort()).toEqual(["task-1847", "task-1847", "task-1848"]);
+    const id = String(all.items.find((d: { taskId: string }) => d.taskId === "task-1848").id);
+    const unasked = await runOrgwatch(["deadletters", "replay", id, ...nats]);
+    expect(unasked.code).toBe(2);
+    expect(unasked.stderr).toContain("--yes");
+    const before = (await jsm.streams.info(stream)).state.last_seq;
+    const replayed = await runOrgwatch(["deadletters", "replay", id, "--yes", ...nats]);
+    expect(replayed.code).toBe(0);
+    expect(replayed.stdout).toMatch(new RegExp(`^replayed dead letter ${id} to ${subject.replace(/\./g, "\\.")}: ${stream} #${before + 1}`));
+    const m = await jsm.streams.getMessage(stream, { seq: before + 1 });
+    expect(JSON.parse(dec.decode(m!.data))).toEqual({ task_id: "task-1848" });
+    // And the console refuses it after.
+    const viaApi = await json(`${admin.url}/api/v1/deadletters/${id}/replay`, { method: "POST" });
+    expect(viaApi.status).toBe(409);
+    expect((await runOrgwatch(["deadletters", "show", "x", ...nats])).code).toBe(2);
   });
 });

@@ -4,6 +4,10 @@ import { describe, expect, it } from "vitest";
 import { agentHealth, type AgentFacts } from "../../src/logic/agent-health.js";
 import { payloadView, replayPlan, summarise, type StoredDeadLetter } from "../../src/logic/deadletter-view.js";
 import { HistoryModel } from "../../src/model/history.js";
+import { checkAdminApi } from "../../src/exporters/http.js";
+import type { WebConfig } from "../../src/exporters/web-config.js";
+import { configWith } from "../../src/config/load.js";
+import { ConfigError } from "../../src/config/schema.js";
 
 const healthy: AgentFacts = {
   up: true,
@@ -165,5 +169,32 @@ describe("HistoryModel", () => {
     for (let i = 1; i <= 5; i++) h.add({ atMs: i, kind: "dead_letter", role: "devops", text: `#${i}` });
     expect(h.feed().map((f) => f.text)).toEqual(["#5", "#4", "#3"]);
     expect(heard).toEqual([1, 2, 3, 4, 5]);
+  });
+});
+
+describe("checkAdminApi", () => {
+  const web = (users: number, clientAuth?: string) =>
+    ({
+      tls: clientAuth ? { clientAuth } : undefined,
+      users: new Map([...Array(users).keys()].map((i) => [`u${i}`, "$2y$hash"])),
+      headers: {},
+      rateLimit: undefined,
+    }) as unknown as WebConfig;
+  it("is off unless asked for", () => {
+    expect(checkAdminApi(configWith({}), undefined)).toBe("off");
+  });
+  it("needs authentication: basic auth users or required client certificates", () => {
+    const on = configWith({ "web.enable-admin-api": true });
+    expect(() => checkAdminApi(on, undefined)).toThrow(
+      /^invalid setting --web.enable-admin-api: write actions need authentication/,
+    );
+    expect(() => checkAdminApi(on, web(0))).toThrow(ConfigError);
+    expect(() => checkAdminApi(on, web(0, "RequestClientCert"))).toThrow(ConfigError);
+    expect(checkAdminApi(on, web(1))).toBe("authenticated");
+    expect(checkAdminApi(on, web(0, "RequireAndVerifyClientCert"))).toBe("authenticated");
+  });
+  it("or the explicit choice to go without, for a local machine", () => {
+    const local = configWith({ "web.enable-admin-api": true, "web.admin-api.allow-unauthenticated": true });
+    expect(checkAdminApi(local, undefined)).toBe("unauthenticated");
   });
 });
