@@ -2,7 +2,8 @@
 # Installs, with Debian's apt-get, the packages whose programs orgwatch's demo and tests run as real
 # parts, when a program is missing; says so first. Usage: scripts/ensure-tools.sh PACKAGE...
 # Known packages: nats-server, prometheus (prometheus, promtool), prometheus-alertmanager
-# (prometheus-alertmanager or alertmanager, amtool), docker-compose.
+# (prometheus-alertmanager or alertmanager, amtool), docker-compose, chromium (the console's browser
+# tests and screenshots; CHROMIUM_BIN names another).
 set -euo pipefail
 
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -14,6 +15,7 @@ installed() {
     prometheus) has prometheus && has promtool ;;
     prometheus-alertmanager) { has prometheus-alertmanager || has alertmanager; } && has amtool ;;
     docker-compose) has docker-compose ;;
+    chromium) [ -n "${CHROMIUM_BIN:-}" ] || has chromium ;;
     *)
       echo "ensure-tools: unknown package $1" >&2
       exit 2
