@@ -16,7 +16,8 @@ function el(spec, attrs, ...children) {
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+  for (const c of children.flat())
+    if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
   return node;
 }
 
@@ -62,12 +63,19 @@ const state = { org: null, filter: "", collapseHealthy: false, feedIds: new Set(
 function sparkline(points) {
   const w = 160;
   const h = 32;
-  const box = svg("svg", { viewBox: `0 0 ${w} ${h}`, class: "spark", role: "img", "aria-label": "lag over the last hour" });
+  const box = svg("svg", {
+    viewBox: `0 0 ${w} ${h}`,
+    class: "spark",
+    role: "img",
+    "aria-label": "lag over the last hour",
+  });
   if (points.length === 0) return box;
   const now = Date.now();
   const from = now - 3600_000;
   const max = Math.max(1, ...points.map((p) => p[1]));
-  const xy = points.map(([t, v]) => `${(((t - from) / 3600_000) * w).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`);
+  const xy = points.map(
+    ([t, v]) => `${(((t - from) / 3600_000) * w).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`,
+  );
   if (xy.length === 1) xy.push(`${w},${xy[0].split(",")[1]}`);
   box.append(svg("polyline", { points: xy.join(" "), fill: "none" }));
   box.append(svg("text", { x: 2, y: 10 }, `max ${max}`));
@@ -98,12 +106,22 @@ function card(a) {
       stat("lag", String(a.lag), a.lag > 0 ? "warn" : null),
       stat("oldest / ack wait", `${duration(age)} / ${duration(a.ack_wait_seconds)}`, over ? "bad" : null),
       stat("drains in", duration(a.drain_eta_seconds)),
-      stat("dead letters", `${a.dead_letters} (${a.dead_letters_last_hour} last hour)`, a.dead_letters_last_hour > 0 ? "bad" : null),
+      stat(
+        "dead letters",
+        `${a.dead_letters} (${a.dead_letters_last_hour} last hour)`,
+        a.dead_letters_last_hour > 0 ? "bad" : null,
+      ),
       stat("unacked broadcasts", String(a.unacked_broadcasts), a.unacked_broadcasts > 0 ? "warn" : null),
       stat("lost tasks", String(a.lost_tasks), a.lost_tasks > 0 ? "bad" : null),
     ),
     sparkline(a.lag_history),
-    a.reasons.length ? el("ul.reasons", {}, a.reasons.map((r) => el("li", { text: r }))) : null,
+    a.reasons.length
+      ? el(
+          "ul.reasons",
+          {},
+          a.reasons.map((r) => el("li", { text: r })),
+        )
+      : null,
   );
 }
 
@@ -154,9 +172,30 @@ function flowGraph(edges) {
   const width = columns.size * colW;
   const pos = new Map();
   for (const [d, list] of columns) list.forEach((r, i) => pos.set(r, { x: d * colW + 10, y: i * rowH + 10 }));
-  const box = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "flow", role: "img", "aria-label": "on_complete flow" });
+  const box = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    class: "flow",
+    role: "img",
+    "aria-label": "on_complete flow",
+  });
   box.append(
-    svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" }, svg("path", { d: "M0,0 L10,5 L0,10 z" }))),
+    svg(
+      "defs",
+      {},
+      svg(
+        "marker",
+        {
+          id: "arrow",
+          viewBox: "0 0 10 10",
+          refX: 10,
+          refY: 5,
+          markerWidth: 7,
+          markerHeight: 7,
+          orient: "auto",
+        },
+        svg("path", { d: "M0,0 L10,5 L0,10 z" }),
+      ),
+    ),
   );
   for (const e of edges) {
     const a = pos.get(e.from);
@@ -165,7 +204,11 @@ function flowGraph(edges) {
     const y1 = a.y + 14;
     const x2 = b.x;
     const y2 = b.y + 14;
-    const g = svg("g", { class: e.tasks > 0 ? "edge" : "edge planned", "data-from": e.from, "data-to": e.to });
+    const g = svg("g", {
+      class: e.tasks > 0 ? "edge" : "edge planned",
+      "data-from": e.from,
+      "data-to": e.to,
+    });
     g.append(svg("line", { x1, y1, x2: x2 === x1 ? x2 + 1 : x2, y2, "marker-end": "url(#arrow)" }));
     g.append(svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4 }, String(e.tasks)));
     box.append(g);
@@ -182,7 +225,14 @@ function flowGraph(edges) {
 
 function broadcastMatrix(b) {
   if (b.recent.length === 0) return el("p.muted", { text: "No broadcasts yet." });
-  const head = el("tr", {}, el("th", { text: "agent" }), b.recent.map((r) => el("th", { title: `${r.stream} #${r.seq} · ${r.subject}`, text: `#${r.seq} · ${ago(r.at)}` })));
+  const head = el(
+    "tr",
+    {},
+    el("th", { text: "agent" }),
+    b.recent.map((r) =>
+      el("th", { title: `${r.stream} #${r.seq} · ${r.subject}`, text: `#${r.seq} · ${ago(r.at)}` }),
+    ),
+  );
   const rows = b.agents.map((a) =>
     el(
       "tr",
@@ -190,7 +240,12 @@ function broadcastMatrix(b) {
       el("th", { text: a.role }),
       a.cells.map((c) =>
         el(`td.b-${c.state === "n/a" ? "na" : c.state}`, {
-          text: c.state === "acked" ? `✓ ${c.seconds !== null ? duration(c.seconds) : ""}` : c.state === "pending" ? `waiting ${duration(c.seconds)}` : "–",
+          text:
+            c.state === "acked"
+              ? `✓ ${c.seconds !== null ? duration(c.seconds) : ""}`
+              : c.state === "pending"
+                ? `waiting ${duration(c.seconds)}`
+                : "–",
         }),
       ),
     ),
@@ -231,7 +286,8 @@ function addFeed(f) {
 function renderOrganization(org) {
   const first = state.org === null;
   state.org = org;
-  $("#conn").textContent = `NATS ${org.nats_connected ? "connected" : "not connected"} · ${org.polls_completed} polls · live`;
+  $("#conn").textContent =
+    `NATS ${org.nats_connected ? "connected" : "not connected"} · ${org.polls_completed} polls · live`;
   $("#conn").className = org.nats_connected ? "ok" : "bad";
   renderCards();
   $("#flow").replaceChildren(flowGraph(org.flow));
@@ -256,13 +312,41 @@ function overview() {
     el(
       "section.toolbar",
       {},
-      el("input#filter", { type: "search", placeholder: "filter agents", "aria-label": "filter agents", oninput: (e) => ((state.filter = e.target.value), renderCards()) }),
-      el("label", {}, el("input#collapse", { type: "checkbox", onchange: (e) => ((state.collapseHealthy = e.target.checked), renderCards()) }), " hide healthy"),
+      el("input#filter", {
+        type: "search",
+        placeholder: "filter agents",
+        "aria-label": "filter agents",
+        oninput: (e) => ((state.filter = e.target.value), renderCards()),
+      }),
+      el(
+        "label",
+        {},
+        el("input#collapse", {
+          type: "checkbox",
+          onchange: (e) => ((state.collapseHealthy = e.target.checked), renderCards()),
+        }),
+        " hide healthy",
+      ),
       el("span#summary.muted"),
     ),
     el("section#cards.cards"),
-    el("section.row", {}, el("div.panel", {}, el("h2", { text: "Flow between roles (on_complete)" }), el("div#flow")), el("div.panel", {}, el("h2", { text: "What just happened" }), el("ol#feed.feed"))),
-    el("section.row", {}, el("div.panel", {}, el("h2", { text: "Broadcasts" }), el("div#broadcasts")), el("div.panel", {}, el("h2", {}, el("a", { href: "/deadletters", text: "Latest dead letters" })), el("div#recent-deadletters"))),
+    el(
+      "section.row",
+      {},
+      el("div.panel", {}, el("h2", { text: "Flow between roles (on_complete)" }), el("div#flow")),
+      el("div.panel", {}, el("h2", { text: "What just happened" }), el("ol#feed.feed")),
+    ),
+    el(
+      "section.row",
+      {},
+      el("div.panel", {}, el("h2", { text: "Broadcasts" }), el("div#broadcasts")),
+      el(
+        "div.panel",
+        {},
+        el("h2", {}, el("a", { href: "/deadletters", text: "Latest dead letters" })),
+        el("div#recent-deadletters"),
+      ),
+    ),
   );
   loadRecentDeadLetters();
   const events = new EventSource("/api/v1/events");
@@ -277,12 +361,21 @@ function overview() {
 // ---- dead letters --------------------------------------------------------------------------------
 
 function deadLetterTable(list) {
-  if (list.stream === null) return el("p.muted", { text: `No stream stores ${list.subject}: dead letters are not kept.` });
+  if (list.stream === null)
+    return el("p.muted", { text: `No stream stores ${list.subject}: dead letters are not kept.` });
   if (list.items.length === 0) return el("p.muted", { text: "No dead letters." });
   return el(
     "table.list",
     {},
-    el("thead", {}, el("tr", {}, ["id", "when", "role", "task", "from", "deliveries", "reason"].map((h) => el("th", { text: h })))),
+    el(
+      "thead",
+      {},
+      el(
+        "tr",
+        {},
+        ["id", "when", "role", "task", "from", "deliveries", "reason"].map((h) => el("th", { text: h })),
+      ),
+    ),
     el(
       "tbody",
       {},
@@ -306,11 +399,21 @@ function deadLetterTable(list) {
 async function deadLetters() {
   const app = $("#app");
   const params = new URLSearchParams(location.search);
-  const roleInput = el("input", { name: "role", placeholder: "role", value: params.get("role") || "", "aria-label": "role" });
+  const roleInput = el("input", {
+    name: "role",
+    placeholder: "role",
+    value: params.get("role") || "",
+    "aria-label": "role",
+  });
   const since = el(
     "select",
     { name: "since", "aria-label": "since" },
-    [["", "any time"], ["3600", "last hour"], ["86400", "last day"], ["604800", "last week"]].map(([v, t]) => el("option", { value: v, text: t, selected: params.get("since") === v })),
+    [
+      ["", "any time"],
+      ["3600", "last hour"],
+      ["86400", "last day"],
+      ["604800", "last week"],
+    ].map(([v, t]) => el("option", { value: v, text: t, selected: params.get("since") === v })),
   );
   const box = el("div#deadletters");
   const load = async () => {
@@ -318,7 +421,11 @@ async function deadLetters() {
     if (roleInput.value) q.set("role", roleInput.value);
     if (since.value) q.set("since", String(Math.floor(Date.now() / 1000) - Number(since.value)));
     q.set("limit", "200");
-    history.replaceState(null, "", `/deadletters?${new URLSearchParams({ ...(roleInput.value && { role: roleInput.value }), ...(since.value && { since: since.value }) })}`);
+    history.replaceState(
+      null,
+      "",
+      `/deadletters?${new URLSearchParams({ ...(roleInput.value && { role: roleInput.value }), ...(since.value && { since: since.value }) })}`,
+    );
     try {
       box.replaceChildren(deadLetterTable(await api(`/api/v1/deadletters?${q}`)));
     } catch (err) {
@@ -327,7 +434,13 @@ async function deadLetters() {
   };
   app.replaceChildren(
     el("h2", { text: "Dead letters, newest first" }),
-    el("form.toolbar", { onsubmit: (e) => (e.preventDefault(), load()) }, roleInput, since, el("button", { text: "filter" })),
+    el(
+      "form.toolbar",
+      { onsubmit: (e) => (e.preventDefault(), load()) },
+      roleInput,
+      since,
+      el("button", { text: "filter" }),
+    ),
     box,
   );
   await load();
@@ -335,7 +448,13 @@ async function deadLetters() {
 
 function payloadBlock(p) {
   if (p.kind === "binary")
-    return el("div", {}, el("p.muted", { text: "binary payload (hex, first bytes; base64 below)" }), el("pre.payload", { text: p.hex }), el("pre.payload", { text: p.base64 }));
+    return el(
+      "div",
+      {},
+      el("p.muted", { text: "binary payload (hex, first bytes; base64 below)" }),
+      el("pre.payload", { text: p.hex }),
+      el("pre.payload", { text: p.base64 }),
+    );
   return el("pre.payload", { text: p.text });
 }
 
@@ -351,16 +470,26 @@ async function deadLetter(id) {
   const s = d.summary;
   const result = el("div#replay-result");
   const replayBox = el("section#replay.panel", {}, el("h2", { text: "Replay" }));
-  if (d.replayed) replayBox.append(el("p.warn", { text: `Replayed ${ago(d.replayed.at)} by ${d.replayed.by} to ${d.replayed.subject}${d.replayed.stream ? ` (${d.replayed.stream} #${d.replayed.seq})` : ""}. It can't be replayed again.` }));
-  else if (!d.replay.possible) replayBox.append(el("p.muted", { text: `Cannot be replayed: ${d.replay.reason}` }));
+  if (d.replayed)
+    replayBox.append(
+      el("p.warn", {
+        text: `Replayed ${ago(d.replayed.at)} by ${d.replayed.by} to ${d.replayed.subject}${d.replayed.stream ? ` (${d.replayed.stream} #${d.replayed.seq})` : ""}. It can't be replayed again.`,
+      }),
+    );
+  else if (!d.replay.possible)
+    replayBox.append(el("p.muted", { text: `Cannot be replayed: ${d.replay.reason}` }));
   else {
     const dialog = el(
       "dialog#confirm",
       {},
       el("h3", { text: "Replay this dead letter?" }),
-      el("p", { text: `It publishes the original payload (${s.bytes} bytes) and ${d.replay.headers} headers to` }),
+      el("p", {
+        text: `It publishes the original payload (${s.bytes} bytes) and ${d.replay.headers} headers to`,
+      }),
       el("p", {}, el("code", { text: d.replay.subject })),
-      el("p", { text: `once, with Nats-Msg-Id ${d.replay.msgId} and Orgwatch-Replay-Of. A second replay is refused.` }),
+      el("p", {
+        text: `once, with Nats-Msg-Id ${d.replay.msgId} and Orgwatch-Replay-Of. A second replay is refused.`,
+      }),
       el(
         "form",
         { method: "dialog" },
@@ -372,13 +501,19 @@ async function deadLetter(id) {
       if (dialog.returnValue !== "replay") return;
       try {
         const r = await api(`/api/v1/deadletters/${s.id}/replay`, { method: "POST" });
-        result.replaceChildren(el("p.ok", { text: `Replayed to ${r.subject}: ${r.stream} #${r.seq} (${r.msgId}).` }));
+        result.replaceChildren(
+          el("p.ok", { text: `Replayed to ${r.subject}: ${r.stream} #${r.seq} (${r.msgId}).` }),
+        );
       } catch (err) {
         result.replaceChildren(el("p.bad", { text: `Refused (${err.status}): ${err.message}` }));
       }
     });
     replayBox.append(
-      el("p", { text: d.adminApi ? "Publishes the original message again, once." : "Write actions are off on this orgwatch (--web.enable-admin-api): the server refuses a replay." }),
+      el("p", {
+        text: d.adminApi
+          ? "Publishes the original message again, once."
+          : "Write actions are off on this orgwatch (--web.enable-admin-api): the server refuses a replay.",
+      }),
       el("button#replay-button", { text: "Replay…", onclick: () => dialog.showModal() }),
       dialog,
     );
@@ -399,11 +534,21 @@ async function deadLetter(id) {
       stat("trace", s.traceId ?? "–"),
     ),
     s.taskId ? el("p", {}, "Task: ", taskLink(s.taskId)) : null,
-    d.traceLink ? el("p", {}, el("a", { href: d.traceLink, rel: "noreferrer", text: "open the trace" })) : null,
+    d.traceLink
+      ? el("p", {}, el("a", { href: d.traceLink, rel: "noreferrer", text: "open the trace" }))
+      : null,
     el("h3", { text: "Payload" }),
     payloadBlock(d.payload),
     el("h3", { text: "Headers" }),
-    el("table.list", {}, el("tbody", {}, d.headers.map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { text: v }))))),
+    el(
+      "table.list",
+      {},
+      el(
+        "tbody",
+        {},
+        d.headers.map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { text: v }))),
+      ),
+    ),
     replayBox,
   );
 }
@@ -432,13 +577,24 @@ async function task(id) {
       stat("next step", t.on_complete_publish_to ?? "–"),
       stat("trace", t.trace_id),
     ),
-    t.trace_link ? el("p", {}, el("a", { href: t.trace_link, rel: "noreferrer", text: "open the trace" })) : null,
+    t.trace_link
+      ? el("p", {}, el("a", { href: t.trace_link, rel: "noreferrer", text: "open the trace" }))
+      : null,
     el("h3", { text: "Timeline" }),
     el(
       "ol.timeline",
       {},
       t.timeline.map((e) =>
-        el(`li.e-${e.event}`, {}, el("time", { datetime: e.at, text: e.at }), " ", el("b", { text: e.event }), e.delivery ? ` (delivery ${e.delivery})` : "", e.consumer ? ` · ${e.consumer}` : "", e.reason ? ` · ${e.reason}` : ""),
+        el(
+          `li.e-${e.event}`,
+          {},
+          el("time", { datetime: e.at, text: e.at }),
+          " ",
+          el("b", { text: e.event }),
+          e.delivery ? ` (delivery ${e.delivery})` : "",
+          e.consumer ? ` · ${e.consumer}` : "",
+          e.reason ? ` · ${e.reason}` : "",
+        ),
       ),
     ),
     el("h3", { text: "Chain" }),

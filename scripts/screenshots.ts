@@ -28,10 +28,14 @@ interface Org {
   flow: { tasks: number }[];
 }
 
-const demo = spawn(process.execPath, [`${ROOT}dist/cli.js`, "demo", "--pace", "300", "--web.listen-address", "127.0.0.1:0"], {
-  stdio: ["ignore", "pipe", "inherit"],
-  detached: true,
-});
+const demo = spawn(
+  process.execPath,
+  [`${ROOT}dist/cli.js`, "demo", "--pace", "300", "--web.listen-address", "127.0.0.1:0"],
+  {
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+  },
+);
 let out = "";
 demo.stdout.on("data", (d: Buffer) => (out += d.toString()));
 try {
@@ -49,7 +53,9 @@ try {
   void org;
   const natsUrl = /^\s+NATS\s+(nats:\S+)/m.exec(out)![1]!;
   const dl = await waitFor(async () => {
-    const l = (await (await fetch(`${base}/api/v1/deadletters?limit=1`)).json()) as { items: { id: number; taskId?: string }[] };
+    const l = (await (await fetch(`${base}/api/v1/deadletters?limit=1`)).json()) as {
+      items: { id: number; taskId?: string }[];
+    };
     return l.items[0];
   }, "a dead letter");
   const browser = await puppeteer.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
@@ -67,7 +73,7 @@ try {
       const nc = await connect({ servers: natsUrl });
       try {
         const m = await (await jetstreamManager(nc)).streams.getMessage("AGENT_SECURITY_TASKS", { seq: 1 });
-        return m ? (m.json<{ task_id: string }>().task_id) : undefined;
+        return m ? m.json<{ task_id: string }>().task_id : undefined;
       } finally {
         await nc.close();
       }

@@ -12,7 +12,8 @@ export const EXIT_CONFIG = 2;
 const SIMULATOR_SHARED_SETTINGS = /^(nats-|subject-prefix$|log\.)/;
 
 /** `orgwatch deadletters`: the connection, where dead letters are, where replays are recorded, logging. */
-const DEADLETTERS_SETTINGS = /^(nats-|context$|subject-prefix$|deadletter\.subject$|advisories\.storage$|own-streams\.replicas$|log\.)/;
+const DEADLETTERS_SETTINGS =
+  /^(nats-|context$|subject-prefix$|deadletter\.subject$|advisories\.storage$|own-streams\.replicas$|log\.)/;
 
 export const COMMANDS = ["run", "demo", "check", "simulate", "deadletters"] as const;
 export type CommandName = (typeof COMMANDS)[number];

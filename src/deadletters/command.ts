@@ -25,9 +25,16 @@ function fail(message: string, code = EXIT_FAILED): never {
 async function withDesk<T>(config: Config, work: (desk: DeadLetterDesk) => Promise<T>): Promise<T> {
   let nc: NatsConnection;
   try {
-    nc = await connect({ ...connectionOptions(config), name: "orgwatch-deadletters", reconnect: false, timeout: 5000 });
+    nc = await connect({
+      ...connectionOptions(config),
+      name: "orgwatch-deadletters",
+      reconnect: false,
+      timeout: 5000,
+    });
   } catch (err) {
-    fail(`cannot connect to NATS at ${config["nats-url"].map(redactUrl).join(",")}: ${(err as Error).message}`);
+    fail(
+      `cannot connect to NATS at ${config["nats-url"].map(redactUrl).join(",")}: ${(err as Error).message}`,
+    );
   }
   try {
     return await work(await DeadLetterDesk.open(nc, config));
@@ -40,7 +47,8 @@ async function withDesk<T>(config: Config, work: (desk: DeadLetterDesk) => Promi
 }
 
 function idArg(raw: string): number {
-  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) fail(`"${raw}" is not a dead letter id (its sequence on the dead-letter stream)`, EXIT_CONFIG);
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1)
+    fail(`"${raw}" is not a dead letter id (its sequence on the dead-letter stream)`, EXIT_CONFIG);
   return Number(raw);
 }
 
@@ -95,7 +103,8 @@ export function deadLettersCommand(): Command {
       if (ms === undefined) fail(`--since: "${o.since}" is not a duration (e.g. 30m, 1h)`, EXIT_CONFIG);
       sinceMs = Date.now() - ms;
     }
-    if (o.limit !== undefined && !/^\d+$/.test(o.limit)) fail(`--limit: "${o.limit}" is not a whole number`, EXIT_CONFIG);
+    if (o.limit !== undefined && !/^\d+$/.test(o.limit))
+      fail(`--limit: "${o.limit}" is not a whole number`, EXIT_CONFIG);
     const result = await withDesk(config, (desk) =>
       desk.list({ role: o.role, sinceMs, limit: o.limit !== undefined ? Number(o.limit) : undefined }),
     );
@@ -103,18 +112,24 @@ export function deadLettersCommand(): Command {
     else if (result.stream === undefined)
       process.stdout.write(`no stream stores ${result.subject}: dead letters are not kept\n`);
     else {
-      process.stdout.write(`${result.items.length} dead letters in ${result.stream}${result.truncated ? " (more not shown)" : ""}\n`);
+      process.stdout.write(
+        `${result.items.length} dead letters in ${result.stream}${result.truncated ? " (more not shown)" : ""}\n`,
+      );
       for (const d of result.items) process.stdout.write(row(d) + "\n");
     }
   });
 
-  const show = new Command("show").description("one dead letter: where it came from, headers, payload").argument("<id>");
+  const show = new Command("show")
+    .description("one dead letter: where it came from, headers, payload")
+    .argument("<id>");
   addSettingOptions(show, "deadletters");
   show.option("--json", "one JSON document");
   show.action(async (id: string) => {
     const config = configFromCommand(show);
     const detail = await withDesk(config, (desk) => desk.show(idArg(id)));
-    process.stdout.write(show.opts<{ json?: boolean }>().json ? JSON.stringify(detail, null, 2) + "\n" : describe(detail));
+    process.stdout.write(
+      show.opts<{ json?: boolean }>().json ? JSON.stringify(detail, null, 2) + "\n" : describe(detail),
+    );
   });
 
   const replay = new Command("replay")
@@ -129,10 +144,16 @@ export function deadLettersCommand(): Command {
     const yes = replay.opts<{ yes?: boolean }>().yes === true;
     const result = await withDesk(config, async (desk) => {
       const detail = await desk.show(n);
-      if (detail.replayed) throw new DeadLetterError(409, `dead letter ${n} was already replayed at ${detail.replayed.at} by ${detail.replayed.by}`);
-      if (!detail.replay.possible) throw new DeadLetterError(409, `dead letter ${n} cannot be replayed: ${detail.replay.reason}`);
+      if (detail.replayed)
+        throw new DeadLetterError(
+          409,
+          `dead letter ${n} was already replayed at ${detail.replayed.at} by ${detail.replayed.by}`,
+        );
+      if (!detail.replay.possible)
+        throw new DeadLetterError(409, `dead letter ${n} cannot be replayed: ${detail.replay.reason}`);
       if (!yes) {
-        if (!process.stdin.isTTY) fail("replay asks before publishing: give --yes to replay without a terminal", EXIT_CONFIG);
+        if (!process.stdin.isTTY)
+          fail("replay asks before publishing: give --yes to replay without a terminal", EXIT_CONFIG);
         process.stdout.write(describe(detail));
         const rl = createInterface({ input: process.stdin, output: process.stdout });
         const answer = await rl.question(`Publish it to ${detail.replay.subject}? [y/N] `);
@@ -141,8 +162,21 @@ export function deadLettersCommand(): Command {
       }
       return desk.replay(n, `${userInfo().username}@terminal`);
     });
-    log.info({ audit: "deadletter.replay", id: n, by: `${userInfo().username}@terminal`, subject: result.subject, msgId: result.msgId, stream: result.stream, seq: result.seq }, "dead letter replayed");
-    process.stdout.write(`replayed dead letter ${n} to ${result.subject}: ${result.stream} #${result.seq} (${result.msgId})\n`);
+    log.info(
+      {
+        audit: "deadletter.replay",
+        id: n,
+        by: `${userInfo().username}@terminal`,
+        subject: result.subject,
+        msgId: result.msgId,
+        stream: result.stream,
+        seq: result.seq,
+      },
+      "dead letter replayed",
+    );
+    process.stdout.write(
+      `replayed dead letter ${n} to ${result.subject}: ${result.stream} #${result.seq} (${result.msgId})\n`,
+    );
   });
 
   cmd.addCommand(list);

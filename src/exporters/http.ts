@@ -51,7 +51,10 @@ function authenticates(web: WebConfig | undefined): boolean {
  * machine). Checked before the server listens: a daemon that would accept replays from anyone on
  * the network does not start.
  */
-export function checkAdminApi(config: Config, web: WebConfig | undefined): "off" | "authenticated" | "unauthenticated" {
+export function checkAdminApi(
+  config: Config,
+  web: WebConfig | undefined,
+): "off" | "authenticated" | "unauthenticated" {
   if (!config["web.enable-admin-api"]) return "off";
   if (authenticates(web)) return "authenticated";
   if (config["web.admin-api.allow-unauthenticated"]) return "unauthenticated";
@@ -106,7 +109,10 @@ export function createApp(
   // the replay route (refused there unless --web.enable-admin-api).
   app.use((req, res, next) => {
     if (req.method === "POST" && WRITE_ROUTE.test(req.path)) {
-      if (req.get("transfer-encoding") !== undefined || Number(req.get("content-length") ?? 0) > MAX_WRITE_BODY) {
+      if (
+        req.get("transfer-encoding") !== undefined ||
+        Number(req.get("content-length") ?? 0) > MAX_WRITE_BODY
+      ) {
         res.status(413).set("Connection", "close").type("text/plain").send("request body too large\n");
         return;
       }
@@ -202,7 +208,8 @@ export async function startHttpServer(
       {},
       "write actions (dead-letter replay) are on with no authentication in front of them (--web.admin-api.allow-unauthenticated): anyone who can reach this port can replay; for a local machine only",
     );
-  else if (admin === "authenticated") log.info({}, "write actions (dead-letter replay) are on, behind the web config's authentication");
+  else if (admin === "authenticated")
+    log.info({}, "write actions (dead-letter replay) are on, behind the web config's authentication");
   const console = consoleRoutes(org, { desk, log });
   const app = createApp(config, org, metrics, web, admission, console);
   // Slow or stuck clients must not hold the daemon: bound header and request time, checked every

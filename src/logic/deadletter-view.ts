@@ -135,8 +135,10 @@ export function replayPlan(
   deadLetterStream: string,
 ): { plan: ReplayPlan } | { refused: string } {
   const s = summarise(letter, "");
-  if (s.subject === undefined) return { refused: "it does not say its original subject (not routed by orgwatch)" };
-  if (s.missing) return { refused: "its original was already gone from its stream: there is no payload to replay" };
+  if (s.subject === undefined)
+    return { refused: "it does not say its original subject (not routed by orgwatch)" };
+  if (s.missing)
+    return { refused: "its original was already gone from its stream: there is no payload to replay" };
   if (s.payloadOmitted) return { refused: "its payload was too large to copy: there is nothing to replay" };
   const replayOf = s.msgId ?? `${deadLetterStream}:${letter.seq}`;
   const digest = createHash("sha256").update(replayOf).digest("hex").slice(0, 40);

@@ -7,12 +7,7 @@ import type { ConsumerStatus } from "../logic/consumer-status.js";
 import type { TaskEvent, TaskRecord } from "./tasks/index.js";
 
 export type FeedKind =
-  | "dead_letter"
-  | "lost"
-  | "agent_silent"
-  | "agent_back"
-  | "consumer_status"
-  | "broken_chain";
+  "dead_letter" | "lost" | "agent_silent" | "agent_back" | "consumer_status" | "broken_chain";
 
 export interface FeedItem {
   /** Increasing: the SSE event id, and how a client tells items apart. */

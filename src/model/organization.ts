@@ -80,9 +80,19 @@ export class Organization {
         wasUp.set(agent.role, agent.up);
         // An agent never heard from is not news at every start; one that was up and fell silent is.
         if (before === true && !agent.up)
-          history.add({ atMs: now, kind: "agent_silent", role: agent.role, text: `${agent.role} fell silent` });
+          history.add({
+            atMs: now,
+            kind: "agent_silent",
+            role: agent.role,
+            text: `${agent.role} fell silent`,
+          });
         else if (before === false && agent.up)
-          history.add({ atMs: now, kind: "agent_back", role: agent.role, text: `${agent.role} is reporting again` });
+          history.add({
+            atMs: now,
+            kind: "agent_back",
+            role: agent.role,
+            text: `${agent.role} is reporting again`,
+          });
       }
     });
     this.deadLetters.on("deadLetter", (labels, detail) => {
@@ -97,14 +107,15 @@ export class Organization {
     });
     this.tasks.on("finished", (task) => {
       history.rememberTimeline(task);
-      if (task.outcome === "lost")      if (task.outcome === "lost")
-        history.add({
-          atMs: task.doneMs ?? Date.now(),
-          kind: "lost",
-          role: task.role,
-          taskId: task.taskId,
-          text: `${task.taskId} left ${task.stream} unacknowledged (${task.lostReason ?? "unknown"})`,
-        });
+      if (task.outcome === "lost")
+        if (task.outcome === "lost")
+          history.add({
+            atMs: task.doneMs ?? Date.now(),
+            kind: "lost",
+            role: task.role,
+            taskId: task.taskId,
+            text: `${task.taskId} left ${task.stream} unacknowledged (${task.lostReason ?? "unknown"})`,
+          });
     });
     this.broadcasts.on("acked", (o) => history.recordBroadcastAck(o.consumer, o.streamSequence, o.seconds));
     this.tasks.on("linkBroken", (task, reason) =>

@@ -166,7 +166,8 @@ export class DeadLetterDesk {
   }
 
   private async letter(id: number): Promise<{ stream: string; letter: StoredDeadLetter }> {
-    if (!Number.isSafeInteger(id) || id < 1) throw new DeadLetterError(400, "a dead letter's id is a positive integer");
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw new DeadLetterError(400, "a dead letter's id is a positive integer");
     const stream = await this.stream();
     if (stream === undefined)
       throw new DeadLetterError(404, `no stream stores ${this.subject}: dead letters are not kept`);
@@ -201,16 +202,26 @@ export class DeadLetterDesk {
   async replay(id: number, by: string): Promise<ReplayResult> {
     const { stream, letter } = await this.letter(id);
     const planned = replayPlan(letter, stream);
-    if ("refused" in planned) throw new DeadLetterError(409, `dead letter ${id} cannot be replayed: ${planned.refused}`);
+    if ("refused" in planned)
+      throw new DeadLetterError(409, `dead letter ${id} cannot be replayed: ${planned.refused}`);
     const plan = planned.plan;
     const kv = await this.replaysBucket(true);
-    const record: ReplayRecord = { at: new Date().toISOString(), by, subject: plan.subject, msgId: plan.msgId };
+    const record: ReplayRecord = {
+      at: new Date().toISOString(),
+      by,
+      subject: plan.subject,
+      msgId: plan.msgId,
+    };
     let revision: number;
     try {
       revision = await kv.create(plan.recordKey, JSON.stringify(record));
     } catch (err) {
       const earlier = await this.replayRecord(plan.recordKey).catch(() => undefined);
-      if (earlier || isApiError(err, JetStreamApiCodes.StreamWrongLastSequence) || /wrong last sequence|exists/i.test(String(err)))
+      if (
+        earlier ||
+        isApiError(err, JetStreamApiCodes.StreamWrongLastSequence) ||
+        /wrong last sequence|exists/i.test(String(err))
+      )
         throw new DeadLetterError(
           409,
           `dead letter ${id} was already replayed${earlier ? ` at ${earlier.at} by ${earlier.by}` : ""}`,

@@ -71,10 +71,16 @@ export async function startBroadcastAcks(ctx: SourceContext): Promise<RunningSou
       if (s.kind !== "broadcasts" || s.messages === 0) continue;
       const from = Math.max(s.firstSequence, s.lastSequence - RECENT_BROADCASTS + 1);
       const reads = [];
-      for (let seq = s.lastSequence; seq >= from; seq--) reads.push(read(s.name, seq).then((m) => ({ seq, m })));
+      for (let seq = s.lastSequence; seq >= from; seq--)
+        reads.push(read(s.name, seq).then((m) => ({ seq, m })));
       for (const r of await Promise.allSettled(reads)) {
         if (r.status === "fulfilled" && r.value.m)
-          recent.push({ stream: s.name, seq: r.value.seq, subject: r.value.m.subject, storedMs: r.value.m.ms });
+          recent.push({
+            stream: s.name,
+            seq: r.value.seq,
+            subject: r.value.m.subject,
+            storedMs: r.value.m.ms,
+          });
       }
     }
     recent.sort((a, b) => b.storedMs - a.storedMs || b.seq - a.seq);

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The console in a real browser (Debian's chromium) on `orgwatch demo`: the demo's story on the page
 // (marketing lagging, devops's dead letter, finance ignoring broadcasts, a chain), a change arriving
 // live without reload, a task found by id, and replay — refused with 403 by an orgwatch without
@@ -31,9 +32,14 @@ describe("the console in a browser", () => {
   let admin: Daemon | undefined;
 
   beforeAll(async () => {
-    demo = spawnOrgwatch(["demo", "--pace", String(PACE), "--web.listen-address", "127.0.0.1:0"], { detached: true });
+    demo = spawnOrgwatch(["demo", "--pace", String(PACE), "--web.listen-address", "127.0.0.1:0"], {
+      detached: true,
+    });
     demo.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    base = await waitFor(() => /^\s+console\s+(http\S+)\/$/m.exec(stdout)?.[1], { timeoutMs: 30_000, what: "the banner" });
+    base = await waitFor(() => /^\s+console\s+(http\S+)\/$/m.exec(stdout)?.[1], {
+      timeoutMs: 30_000,
+      what: "the banner",
+    });
     natsUrl = /^\s+NATS\s+(nats:\S+)/m.exec(stdout)![1]!;
     nc = await connect({ servers: natsUrl });
     jsm = await jetstreamManager(nc);
@@ -73,20 +79,25 @@ describe("the console in a browser", () => {
           Number(edge?.textContent ?? 0) >= 1 &&
           document.querySelector("#feed li.f-dead_letter") !== null &&
           document.querySelector("#recent-deadletters tr[data-id]") !== null;
-        return ok && { marketingLag, devopsDead, loadedOnce: (window as unknown as { loadedOnce?: boolean }).loadedOnce };
+        return (
+          ok && {
+            marketingLag,
+            devopsDead,
+            loadedOnce: (window as unknown as { loadedOnce?: boolean }).loadedOnce,
+          }
+        );
       },
       { timeout: STORY_MS, polling: 250 },
     );
-    const seen = (await story.jsonValue()) as { marketingLag: number; devopsDead: number; loadedOnce?: boolean };
+    const seen = (await story.jsonValue()) as {
+      marketingLag: number;
+      devopsDead: number;
+      loadedOnce?: boolean;
+    };
     expect(seen.loadedOnce).toBe(true);
-    expect(await page.$$eval("#cards .card", (cards) => cards.map((c) => (c as HTMLElement).dataset["role"]))).toEqual([
-      "ceo",
-      "cto",
-      "devops",
-      "finance",
-      "marketing",
-      "security",
-    ]);
+    expect(
+      await page.$$eval("#cards .card", (cards) => cards.map((c) => (c as HTMLElement).dataset["role"])),
+    ).toEqual(["ceo", "cto", "devops", "finance", "marketing", "security"]);
     // Usable with many: the filter narrows the cards.
     await page.type("#filter", "mark");
     expect(await page.$$eval("#cards .card", (cards) => cards.length)).toBe(1);
@@ -104,7 +115,9 @@ describe("the console in a browser", () => {
     const timeline = await page.$$eval(".timeline b", (bs) => bs.map((b) => b.textContent));
     expect(timeline[0]).toBe("published");
     expect(timeline).toContain("delivery");
-    const chain = await page.$$eval(".chain li a", (as) => as.map((a) => [a.textContent, a.getAttribute("href")]));
+    const chain = await page.$$eval(".chain li a", (as) =>
+      as.map((a) => [a.textContent, a.getAttribute("href")]),
+    );
     expect(chain.length).toBeGreaterThanOrEqual(2);
     expect(chain).toContainEqual([taskId, `/tasks/${taskId}`]);
     expect(await page.$$eval(".chain li.current a", (as) => as.map((a) => a.textContent))).toEqual([taskId]);
@@ -117,15 +130,22 @@ describe("the console in a browser", () => {
     await page.click("#replay-button");
     await page.click("#confirm-replay");
     await page.waitForSelector("#replay-result p.bad");
-    expect(await page.$eval("#replay-result", (r) => r.textContent)).toMatch(/^Refused \(403\): write actions are off/);
+    expect(await page.$eval("#replay-result", (r) => r.textContent)).toMatch(
+      /^Refused \(403\): write actions are off/,
+    );
     // The API itself, not just the page.
-    const status = await page.evaluate(async () => (await fetch("/api/v1/deadletters/1/replay", { method: "POST" })).status);
+    const status = await page.evaluate(
+      async () => (await fetch("/api/v1/deadletters/1/replay", { method: "POST" })).status,
+    );
     expect(status).toBe(403);
   });
 
   it("replays once with --web.enable-admin-api: the message on its original subject with Orgwatch-Replay-Of; refused the second time", async () => {
     // A second orgwatch on the demo's NATS, write actions on (the demo's story is told by now).
-    admin = await startTestDaemon(natsUrl, { "web.enable-admin-api": true, "web.admin-api.allow-unauthenticated": true });
+    admin = await startTestDaemon(natsUrl, {
+      "web.enable-admin-api": true,
+      "web.admin-api.allow-unauthenticated": true,
+    });
     await admin.started;
     await admin.pollNow();
     await page.goto(`${admin.url}/deadletters/1`, { waitUntil: "load" });
@@ -145,7 +165,9 @@ describe("the console in a browser", () => {
     await page.waitForSelector("#replay p.warn");
     expect(await page.$eval("#replay", (r) => r.textContent)).toContain("can't be replayed again");
     expect(await page.$("#replay-button")).toBeNull();
-    const again = await page.evaluate(async () => (await fetch("/api/v1/deadletters/1/replay", { method: "POST" })).status);
+    const again = await page.evaluate(
+      async () => (await fetch("/api/v1/deadletters/1/replay", { method: "POST" })).status,
+    );
     expect(again).toBe(409);
   });
 

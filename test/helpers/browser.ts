@@ -31,7 +31,8 @@ export async function startBrowser(): Promise<TestBrowser> {
       page.on("pageerror", (e) => problems.push(`page error on ${page.url()}: ${(e as Error).message}`));
       page.on("requestfailed", (r) => {
         // An EventSource closed by navigating away is not a failure of the page.
-        if (!r.url().endsWith("/api/v1/events")) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+        if (!r.url().endsWith("/api/v1/events"))
+          problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
       });
       return page;
     },

@@ -72,7 +72,11 @@ describe("orgwatch command line", () => {
         {},
         /^orgwatch: invalid setting --web.enable-admin-api: write actions need authentication/,
       ],
-      [["--web.trace-url", "http://jaeger/trace"], {}, /^orgwatch: invalid setting --web.trace-url: .*\{trace_id\}/],
+      [
+        ["--web.trace-url", "http://jaeger/trace"],
+        {},
+        /^orgwatch: invalid setting --web.trace-url: .*\{trace_id\}/,
+      ],
       [["deadletters", "show", "0"], {}, /^orgwatch deadletters: "0" is not a dead letter id/],
       [
         ["--config", file],

@@ -9,7 +9,12 @@ import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-p
 import type { Daemon } from "../../src/daemon.js";
 import { startTestDaemon, testConfig } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
-import { advisoriesDrained, createPoisonableConsumer, failEverything, streamMessages } from "../helpers/poison.js";
+import {
+  advisoriesDrained,
+  createPoisonableConsumer,
+  failEverything,
+  streamMessages,
+} from "../helpers/poison.js";
 import { waitFor } from "../helpers/wait.js";
 import { DeadLetterDesk } from "../../src/services/deadletters.js";
 import { runOrgwatch } from "../helpers/cli.js";
@@ -17,9 +22,16 @@ import { runOrgwatch } from "../helpers/cli.js";
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const PAYLOAD = JSON.stringify({ task_id: "task-1847", type: "feature_implementation", title: "<b>bold</b>" });
+const PAYLOAD = JSON.stringify({
+  task_id: "task-1847",
+  type: "feature_implementation",
+  title: "<b>bold</b>",
+});
 
-async function json(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's JSON, checked by the assertions
+type Json = any;
+
+async function json(url: string, init?: RequestInit): Promise<{ status: number; body: Json }> {
   const res = await fetch(url, init);
   return { status: res.status, body: await res.json() };
 }
@@ -73,7 +85,11 @@ describe("the console API", () => {
   it("lists the dead letter newest first, with where it came from, its task and trace; filters by role and time", async () => {
     const { status, body } = await json(`${reader.url}/api/v1/deadletters`);
     expect(status).toBe(200);
-    expect(body).toMatchObject({ stream: "DEADLETTER", subject: "genbrain.org.deadletter", truncated: false });
+    expect(body).toMatchObject({
+      stream: "DEADLETTER",
+      subject: "genbrain.org.deadletter",
+      truncated: false,
+    });
     expect(body.items).toHaveLength(1);
     expect(body.items[0]).toMatchObject({
       id: 1,
@@ -90,7 +106,9 @@ describe("the console API", () => {
     expect((await json(`${reader.url}/api/v1/deadletters?role=security`)).body.items).toEqual([]);
     const future = Math.floor(Date.now() / 1000) + 3600;
     expect((await json(`${reader.url}/api/v1/deadletters?since=${future}`)).body.items).toEqual([]);
-    expect((await json(`${reader.url}/api/v1/deadletters?since=2020-01-01T00:00:00Z`)).body.items).toHaveLength(1);
+    expect(
+      (await json(`${reader.url}/api/v1/deadletters?since=2020-01-01T00:00:00Z`)).body.items,
+    ).toHaveLength(1);
     expect((await json(`${reader.url}/api/v1/deadletters?limit=x`)).status).toBe(400);
     expect((await json(`${reader.url}/api/v1/deadletters?since=yesterday`)).status).toBe(400);
   });
@@ -159,7 +177,13 @@ describe("the console API", () => {
     expect((await jsm.streams.info(stream)).state.last_seq).toBe(body.seq);
 
     const shown = await json(`${reader.url}/api/v1/deadletters/1`);
-    expect(shown.body.replayed).toMatchObject({ subject, msgId: body.msgId, stream, seq: body.seq, by: "anonymous" });
+    expect(shown.body.replayed).toMatchObject({
+      subject,
+      msgId: body.msgId,
+      stream,
+      seq: body.seq,
+      by: "anonymous",
+    });
     const m = await scrape(admin.url);
     expect(m.value("orgwatch_deadletter_replays_total", { role: "cto" })).toBe(1);
     expect(m.series("orgwatch_deadletter_replays_total", {})).toHaveLength(1);
@@ -168,7 +192,13 @@ describe("the console API", () => {
   it("shows a task by id: its timeline and its chain", async () => {
     const { status, body } = await json(`${reader.url}/api/v1/tasks/task-1847`);
     expect(status).toBe(200);
-    expect(body).toMatchObject({ task_id: "task-1847", role: "cto", stream, outcome: "dead_letter", deliveries: 3 });
+    expect(body).toMatchObject({
+      task_id: "task-1847",
+      role: "cto",
+      stream,
+      outcome: "dead_letter",
+      deliveries: 3,
+    });
     expect(body.timeline.map((e: { event: string }) => e.event)).toEqual([
       "published",
       "delivery",
@@ -176,7 +206,9 @@ describe("the console API", () => {
       "redelivery",
       "dead_letter",
     ]);
-    expect(body.chain).toEqual([expect.objectContaining({ task_id: "task-1847", depth: 0, outcome: "dead_letter" })]);
+    expect(body.chain).toEqual([
+      expect.objectContaining({ task_id: "task-1847", depth: 0, outcome: "dead_letter" }),
+    ]);
     expect((await json(`${reader.url}/api/v1/tasks/nope`)).status).toBe(404);
     const page = await fetch(`${reader.url}/tasks?id=task-1847`, { redirect: "manual" });
     expect(page.status).toBe(303);
@@ -206,8 +238,9 @@ describe("the console API", () => {
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const reader_ = res.body!.getReader();
     let text = "";
-    const events = () => [...text.matchAll(/event: ?organization\n(?:id:.*\n)?data: ?(.*)\n/g)].map((m) => JSON.parse(m[1]!));
-    const until = async (what: string, holds: (e: any[]) => boolean) =>
+    const events = () =>
+      [...text.matchAll(/event: ?organization\n(?:id:.*\n)?data: ?(.*)\n/g)].map((m) => JSON.parse(m[1]!));
+    const until = async (what: string, holds: (e: Json[]) => boolean) =>
       waitFor(
         async () => {
           if (holds(events())) return true;
@@ -230,9 +263,9 @@ describe("the console API", () => {
     const nats = ["--nats-url", server.url];
     const listed = await runOrgwatch(["deadletters", "list", ...nats, "--json"]);
     expect(listed.code).toBe(0);
-    expect(JSON.parse(listed.stdout).items.map((d: { id: number; taskId: string }) => [d.id, d.taskId])).toEqual([
-      [1, "task-1847"],
-    ]);
+    expect(
+      JSON.parse(listed.stdout).items.map((d: { id: number; taskId: string }) => [d.id, d.taskId]),
+    ).toEqual([[1, "task-1847"]]);
     const text = await runOrgwatch(["deadletters", "list", ...nats, "--role", "cto"]);
     expect(text.stdout).toMatch(/^1 dead letters in DEADLETTER\n\s+1 {2}\S+ {2}cto\s+task-1847/);
     const shown = await runOrgwatch(["deadletters", "show", "1", ...nats]);
@@ -252,7 +285,11 @@ describe("the console API", () => {
     await failEverything(js, stream, "cto", async () => (await streamMessages(jsm, "DEADLETTER")) >= 3);
     await failEverything(js, stream, "cto", () => advisoriesDrained(jsm));
     const all = JSON.parse((await runOrgwatch(["deadletters", "list", ...nats, "--json"])).stdout);
-    expect(all.items.map((d: { taskId: string }) => d.taskId).sort()).toEqual(["task-1847", "task-1847", "task-1848"]);
+    expect(all.items.map((d: { taskId: string }) => d.taskId).sort()).toEqual([
+      "task-1847",
+      "task-1847",
+      "task-1848",
+    ]);
     const id = String(all.items.find((d: { taskId: string }) => d.taskId === "task-1848").id);
     const unasked = await runOrgwatch(["deadletters", "replay", id, ...nats]);
     expect(unasked.code).toBe(2);
@@ -260,7 +297,9 @@ describe("the console API", () => {
     const before = (await jsm.streams.info(stream)).state.last_seq;
     const replayed = await runOrgwatch(["deadletters", "replay", id, "--yes", ...nats]);
     expect(replayed.code).toBe(0);
-    expect(replayed.stdout).toMatch(new RegExp(`^replayed dead letter ${id} to ${subject.replace(/\./g, "\\.")}: ${stream} #${before + 1}`));
+    expect(replayed.stdout).toMatch(
+      new RegExp(`^replayed dead letter ${id} to ${subject.replace(/\./g, "\\.")}: ${stream} #${before + 1}`),
+    );
     const m = await jsm.streams.getMessage(stream, { seq: before + 1 });
     expect(JSON.parse(dec.decode(m!.data))).toEqual({ task_id: "task-1848" });
     // And the console refuses it after.

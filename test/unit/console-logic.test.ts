@@ -2,7 +2,12 @@
 // a replay publishes, and the bounded memory of the last hour.
 import { describe, expect, it } from "vitest";
 import { agentHealth, type AgentFacts } from "../../src/logic/agent-health.js";
-import { payloadView, replayPlan, summarise, type StoredDeadLetter } from "../../src/logic/deadletter-view.js";
+import {
+  payloadView,
+  replayPlan,
+  summarise,
+  type StoredDeadLetter,
+} from "../../src/logic/deadletter-view.js";
 import { HistoryModel } from "../../src/model/history.js";
 import { checkAdminApi } from "../../src/exporters/http.js";
 import type { WebConfig } from "../../src/exporters/web-config.js";
@@ -31,17 +36,28 @@ describe("agentHealth", () => {
     expect(agentHealth({ ...healthy, up: false })).toEqual({ health: "critical", reasons: ["silent"] });
     expect(agentHealth({ ...healthy, status: "stalled" }).health).toBe("critical");
     expect(agentHealth({ ...healthy, status: "stopped" }).reasons).toEqual(["work stopped"]);
-    expect(agentHealth({ ...healthy, deadLettersLastHour: 2 }).reasons).toEqual(["2 dead-lettered in the last hour"]);
+    expect(agentHealth({ ...healthy, deadLettersLastHour: 2 }).reasons).toEqual([
+      "2 dead-lettered in the last hour",
+    ]);
     expect(agentHealth({ ...healthy, lostLastHour: 1 }).health).toBe("critical");
   });
   it("warns of lag, old work, broadcasts and a backlog that will not drain in time", () => {
-    expect(agentHealth({ ...healthy, status: "lagging", lag: 6 })).toEqual({ health: "warning", reasons: ["lagging"] });
+    expect(agentHealth({ ...healthy, status: "lagging", lag: 6 })).toEqual({
+      health: "warning",
+      reasons: ["lagging"],
+    });
     expect(agentHealth({ ...healthy, lag: 1, oldestTaskAgeSeconds: 1801 }).reasons).toEqual([
       "oldest task older than its ack wait",
     ]);
-    expect(agentHealth({ ...healthy, lag: 3, drainEtaSeconds: Infinity }).reasons).toEqual(["backlog not draining"]);
-    expect(agentHealth({ ...healthy, lag: 3, drainEtaSeconds: 20_000 }).reasons).toEqual(["backlog drains too slowly"]);
-    expect(agentHealth({ ...healthy, unackedBroadcasts: 2 }).reasons).toEqual(["2 broadcasts not acknowledged"]);
+    expect(agentHealth({ ...healthy, lag: 3, drainEtaSeconds: Infinity }).reasons).toEqual([
+      "backlog not draining",
+    ]);
+    expect(agentHealth({ ...healthy, lag: 3, drainEtaSeconds: 20_000 }).reasons).toEqual([
+      "backlog drains too slowly",
+    ]);
+    expect(agentHealth({ ...healthy, unackedBroadcasts: 2 }).reasons).toEqual([
+      "2 broadcasts not acknowledged",
+    ]);
   });
   it("a role that never reported is a warning, not a page", () => {
     expect(agentHealth({ ...healthy, up: false, everReported: false })).toEqual({
@@ -59,8 +75,17 @@ describe("agentHealth", () => {
 
 const enc = new TextEncoder();
 const task = { task_id: "task-1847", type: "feature_implementation", sla: { ack_within_seconds: 60 } };
-function letter(headers: [string, string][], data: Uint8Array = enc.encode(JSON.stringify(task))): StoredDeadLetter {
-  return { seq: 7, subject: "genbrain.org.deadletter", storedMs: Date.UTC(2026, 11, 2, 4, 0, 0), headers, data };
+function letter(
+  headers: [string, string][],
+  data: Uint8Array = enc.encode(JSON.stringify(task)),
+): StoredDeadLetter {
+  return {
+    seq: 7,
+    subject: "genbrain.org.deadletter",
+    storedMs: Date.UTC(2026, 11, 2, 4, 0, 0),
+    headers,
+    data,
+  };
 }
 const routed: [string, string][] = [
   ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
@@ -96,9 +121,19 @@ describe("a dead letter read back", () => {
     });
   });
   it("shows JSON pretty, text as text, and anything else as bytes", () => {
-    expect(payloadView(enc.encode('{"a":[1,2]}'))).toEqual({ kind: "json", text: '{\n  "a": [\n    1,\n    2\n  ]\n}' });
-    expect(payloadView(enc.encode("<script>alert(1)</script>"))).toEqual({ kind: "text", text: "<script>alert(1)</script>" });
-    expect(payloadView(new Uint8Array([0xff, 0x00, 0x41]))).toEqual({ kind: "binary", base64: "/wBB", hex: "ff 00 41" });
+    expect(payloadView(enc.encode('{"a":[1,2]}'))).toEqual({
+      kind: "json",
+      text: '{\n  "a": [\n    1,\n    2\n  ]\n}',
+    });
+    expect(payloadView(enc.encode("<script>alert(1)</script>"))).toEqual({
+      kind: "text",
+      text: "<script>alert(1)</script>",
+    });
+    expect(payloadView(new Uint8Array([0xff, 0x00, 0x41]))).toEqual({
+      kind: "binary",
+      base64: "/wBB",
+      hex: "ff 00 41",
+    });
     expect(payloadView(enc.encode("bell\u0007"))).toMatchObject({ kind: "binary" });
   });
 });
@@ -132,7 +167,9 @@ describe("replayPlan", () => {
     expect(replayPlan(letter([...routed, ["Orgwatch-Message-Missing", "true"]]), "DL")).toMatchObject({
       refused: expect.stringContaining("already gone"),
     });
-    expect(replayPlan(letter([...routed, ["Orgwatch-Payload-Omitted", "too large (2000000 bytes)"]]), "DL")).toMatchObject({
+    expect(
+      replayPlan(letter([...routed, ["Orgwatch-Payload-Omitted", "too large (2000000 bytes)"]]), "DL"),
+    ).toMatchObject({
       refused: expect.stringContaining("too large"),
     });
   });
@@ -159,7 +196,14 @@ describe("HistoryModel", () => {
   });
   it("draws at most maxRoles agents", () => {
     const h = new HistoryModel({ windowMs: 60_000, points: 6, feedSize: 3, maxRoles: 2, timelines: 2 });
-    h.recordLag(0, new Map([["a", 1], ["b", 1], ["c", 1]]));
+    h.recordLag(
+      0,
+      new Map([
+        ["a", 1],
+        ["b", 1],
+        ["c", 1],
+      ]),
+    );
     expect([h.lagSeries("a").length, h.lagSeries("b").length, h.lagSeries("c").length]).toEqual([1, 1, 0]);
   });
   it("keeps the newest feed items, newest first, each with a new id, and tells listeners", () => {

@@ -43,7 +43,9 @@ function overview(org: Organization): string {
         `<li><time>${escapeHtml(f.at)}</time> ${escapeHtml(f.kind)} <b>${escapeHtml(f.role)}</b> ${f.task_id ? `<a href="/tasks/${encodeURIComponent(f.task_id)}">${escapeHtml(f.text)}</a>` : escapeHtml(f.text)}</li>`,
     )
     .join("\n");
-  const flow = v.flow.map((e) => `<li>${escapeHtml(e.from)} → ${escapeHtml(e.to)}: ${e.tasks}</li>`).join("\n");
+  const flow = v.flow
+    .map((e) => `<li>${escapeHtml(e.from)} → ${escapeHtml(e.to)}: ${e.tasks}</li>`)
+    .join("\n");
   return `<section id="agents-basic"><h2>Agents</h2>
 <table class="basic"><thead><tr><th>agent</th><th>health</th><th>up</th><th>work</th><th>lag</th><th>oldest / ack wait</th><th>drains in</th><th>dead letters</th><th>unacked broadcasts</th><th>lost</th></tr></thead>
 <tbody>${rows}</tbody></table></section>
@@ -55,7 +57,8 @@ async function deadLetters(desk: DeadLetterDesk | undefined, role: string | unde
   if (!desk) return `<p>Not connected to NATS yet.</p>`;
   try {
     const list = await desk.list({ role, limit: 100 });
-    if (list.stream === undefined) return `<p>No stream stores ${escapeHtml(list.subject)}: dead letters are not kept.</p>`;
+    if (list.stream === undefined)
+      return `<p>No stream stores ${escapeHtml(list.subject)}: dead letters are not kept.</p>`;
     const rows = list.items
       .map(
         (d) =>
@@ -73,7 +76,9 @@ async function deadLetter(desk: DeadLetterDesk | undefined, id: string): Promise
   try {
     const d = await desk.show(Number(id));
     const payload = d.payload.kind === "binary" ? d.payload.hex : d.payload.text;
-    const headers = d.headers.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
+    const headers = d.headers
+      .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
+      .join("");
     return `<h3>Dead letter ${d.summary.id}</h3><table class="basic">${headers}</table><pre>${escapeHtml(payload)}</pre>`;
   } catch (err) {
     return `<p>${escapeHtml((err as Error).message)}</p>`;
@@ -83,9 +88,14 @@ async function deadLetter(desk: DeadLetterDesk | undefined, id: string): Promise
 function task(org: Organization, id: string): string {
   const t = taskView(org, id);
   if (!t) return `<p>orgwatch remembers no task ${escapeHtml(id)}.</p>`;
-  const timeline = t.timeline.map((e) => `<li><time>${escapeHtml(e.at)}</time> ${escapeHtml(e.event)}</li>`).join("");
+  const timeline = t.timeline
+    .map((e) => `<li><time>${escapeHtml(e.at)}</time> ${escapeHtml(e.event)}</li>`)
+    .join("");
   const chain = t.chain
-    .map((c) => `<li><a href="/tasks/${encodeURIComponent(c.task_id)}">${escapeHtml(c.task_id)}</a> (${escapeHtml(c.role)}) ${escapeHtml(c.outcome ?? "open")}</li>`)
+    .map(
+      (c) =>
+        `<li><a href="/tasks/${encodeURIComponent(c.task_id)}">${escapeHtml(c.task_id)}</a> (${escapeHtml(c.role)}) ${escapeHtml(c.outcome ?? "open")}</li>`,
+    )
     .join("");
   return `<h3>Task ${escapeHtml(t.task_id)}</h3><ol>${timeline}</ol><h3>Chain</h3><ol>${chain}</ol>`;
 }

@@ -71,7 +71,8 @@ export function crossSiteReason(req: express.Request): string | undefined {
     } catch {
       return `Origin ${origin} is not a URL`;
     }
-    if (host === undefined || originHost !== host) return `Origin ${origin} is not this server (${host ?? "no Host"})`;
+    if (host === undefined || originHost !== host)
+      return `Origin ${origin} is not this server (${host ?? "no Host"})`;
     return undefined;
   }
   const site = req.get("sec-fetch-site");
@@ -111,7 +112,8 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
   };
   const idOf = (req: express.Request): number => {
     const raw = String(req.params["id"]);
-    if (!/^\d{1,15}$/.test(raw)) throw new DeadLetterError(400, `"${raw.slice(0, 40)}" is not a dead letter id`);
+    if (!/^\d{1,15}$/.test(raw))
+      throw new DeadLetterError(400, `"${raw.slice(0, 40)}" is not a dead letter id`);
     return Number(raw);
   };
 
@@ -133,9 +135,14 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
       let sinceMs: number | undefined;
       if (since !== undefined && since !== "") {
         sinceMs = /^\d+$/.test(since) ? Number(since) * 1000 : Date.parse(since);
-        if (!Number.isFinite(sinceMs)) throw new DeadLetterError(400, `since must be an RFC 3339 time or Unix seconds`);
+        if (!Number.isFinite(sinceMs))
+          throw new DeadLetterError(400, `since must be an RFC 3339 time or Unix seconds`);
       }
-      const list = await needDesk().list({ role: one(q["role"]), sinceMs, limit: limit !== undefined ? Number(limit) : undefined });
+      const list = await needDesk().list({
+        role: one(q["role"]),
+        sinceMs,
+        limit: limit !== undefined ? Number(limit) : undefined,
+      });
       res.json({
         stream: list.stream ?? null,
         subject: list.subject,
@@ -174,24 +181,43 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
       const result = await needDesk().replay(id, by);
       org.deadLetters.countReplay(result.role);
       log.info(
-        { audit: "deadletter.replay", id, by, remote: req.socket.remoteAddress, subject: result.subject, msgId: result.msgId, stream: result.stream, seq: result.seq },
+        {
+          audit: "deadletter.replay",
+          id,
+          by,
+          remote: req.socket.remoteAddress,
+          subject: result.subject,
+          msgId: result.msgId,
+          stream: result.stream,
+          seq: result.seq,
+        },
         "dead letter replayed",
       );
       res.json(result);
     } catch (err) {
       if (err instanceof DeadLetterError && err.code === 409)
-        log.info({ audit: "deadletter.replay", id: req.params["id"], refused: err.message }, "dead letter replay refused");
+        log.info(
+          { audit: "deadletter.replay", id: req.params["id"], refused: err.message },
+          "dead letter replay refused",
+        );
       sendError(res, err, log);
     }
   });
   router.get("/api/v1/tasks/:taskId", (req, res) => {
     const view = taskView(org, String(req.params["taskId"]));
-    if (!view) res.status(404).json({ error: `orgwatch remembers no task ${String(req.params["taskId"]).slice(0, 200)}`, code: 404 });
+    if (!view)
+      res.status(404).json({
+        error: `orgwatch remembers no task ${String(req.params["taskId"]).slice(0, 200)}`,
+        code: 404,
+      });
     else res.json(view);
   });
 
   const page = (kind: ConsolePageKind) => async (req: express.Request, res: express.Response) => {
-    res.set("Content-Security-Policy", CONSOLE_CSP).type("html").send(await consolePage(kind, req, org, desk()));
+    res
+      .set("Content-Security-Policy", CONSOLE_CSP)
+      .type("html")
+      .send(await consolePage(kind, req, org, desk()));
   };
   router.get("/", page("overview"));
   router.get("/deadletters", page("deadletters"));
@@ -208,7 +234,9 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
       res.status(404).type("text/plain").send("not found\n");
       return;
     }
-    res.set({ "Content-Type": asset.type, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" }).send(asset.body);
+    res
+      .set({ "Content-Type": asset.type, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" })
+      .send(asset.body);
   });
 
   return {

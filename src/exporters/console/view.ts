@@ -64,7 +64,12 @@ export interface OrganizationView {
   readonly agents: readonly AgentCard[];
   readonly flow: readonly FlowEdge[];
   readonly broadcasts: {
-    readonly recent: readonly { readonly stream: string; readonly seq: number; readonly subject: string; readonly at: string }[];
+    readonly recent: readonly {
+      readonly stream: string;
+      readonly seq: number;
+      readonly subject: string;
+      readonly at: string;
+    }[];
     readonly agents: readonly BroadcastCell[];
   };
   readonly feed: readonly FeedItemView[];
@@ -127,7 +132,17 @@ export function organizationView(org: Organization, nowMs = Date.now()): Organiz
   const of = (role: string): Acc => {
     let a = acc.get(role);
     if (!a) {
-      a = { status: "ok", lag: 0, ackPending: 0, oldestMs: undefined, ackWaitMs: undefined, rate: undefined, eta: undefined, lost: 0, deadLetters: 0 };
+      a = {
+        status: "ok",
+        lag: 0,
+        ackPending: 0,
+        oldestMs: undefined,
+        ackWaitMs: undefined,
+        rate: undefined,
+        eta: undefined,
+        lost: 0,
+        deadLetters: 0,
+      };
       acc.set(role, a);
     }
     return a;
@@ -139,7 +154,11 @@ export function organizationView(org: Organization, nowMs = Date.now()): Organiz
     if (STATUS_ORDER.indexOf(c.status) > STATUS_ORDER.indexOf(a.status)) a.status = c.status;
     a.lag += lagOf(c);
     a.ackPending += c.ackPending;
-    if (c.oldestUnackedMs !== undefined && lagOf(c) > 0 && (a.oldestMs === undefined || c.oldestUnackedMs < a.oldestMs)) {
+    if (
+      c.oldestUnackedMs !== undefined &&
+      lagOf(c) > 0 &&
+      (a.oldestMs === undefined || c.oldestUnackedMs < a.oldestMs)
+    ) {
       a.oldestMs = c.oldestUnackedMs;
       a.ackWaitMs = c.ackWaitMs;
     }
@@ -148,7 +167,8 @@ export function organizationView(org: Organization, nowMs = Date.now()): Organiz
     if (c.drainEtaSeconds !== undefined) a.eta = Math.max(a.eta ?? 0, c.drainEtaSeconds);
     a.lost += org.lostWork.lostTotal(c.stream, c.name);
   }
-  for (const d of org.deadLetters.consumers()) if (d.labels.role !== "") of(d.labels.role).deadLetters += d.deadLetters;
+  for (const d of org.deadLetters.consumers())
+    if (d.labels.role !== "") of(d.labels.role).deadLetters += d.deadLetters;
   const unacked = new Map<string, number>();
   for (const b of org.broadcasts.consumers) unacked.set(b.role, (unacked.get(b.role) ?? 0) + b.unacked);
   const feed = org.history.feed();
@@ -244,7 +264,10 @@ function broadcastMatrix(org: Organization, nowMs: number): OrganizationView["br
     .map((c) => ({
       role: c.role,
       cells: recent.map((b) => {
-        if (b.stream !== c.stream || (c.filterSubjects.length > 0 && !c.filterSubjects.some((f) => subjectMatches(f, b.subject))))
+        if (
+          b.stream !== c.stream ||
+          (c.filterSubjects.length > 0 && !c.filterSubjects.some((f) => subjectMatches(f, b.subject)))
+        )
           return { state: "n/a" as const, seconds: null };
         if (b.seq <= c.ackFloor) {
           const s = org.history.broadcastAckSeconds(c.name, b.seq);
@@ -254,7 +277,12 @@ function broadcastMatrix(org: Organization, nowMs: number): OrganizationView["br
       }),
     }));
   return {
-    recent: recent.map((b) => ({ stream: b.stream, seq: b.seq, subject: b.subject, at: new Date(b.storedMs).toISOString() })),
+    recent: recent.map((b) => ({
+      stream: b.stream,
+      seq: b.seq,
+      subject: b.subject,
+      at: new Date(b.storedMs).toISOString(),
+    })),
     agents,
   };
 }
@@ -280,8 +308,22 @@ export interface TaskView {
   readonly lost_reason: string | null;
   readonly broken_link: string | null;
   readonly sla_breached: readonly string[];
-  readonly timeline: readonly { readonly at: string; readonly event: string; readonly delivery?: number; readonly consumer?: string; readonly reason?: string }[];
-  readonly chain: readonly { readonly task_id: string; readonly role: string; readonly parent_task_id: string | null; readonly depth: number; readonly outcome: string | null; readonly published_at: string; readonly done_at: string | null }[];
+  readonly timeline: readonly {
+    readonly at: string;
+    readonly event: string;
+    readonly delivery?: number;
+    readonly consumer?: string;
+    readonly reason?: string;
+  }[];
+  readonly chain: readonly {
+    readonly task_id: string;
+    readonly role: string;
+    readonly parent_task_id: string | null;
+    readonly depth: number;
+    readonly outcome: string | null;
+    readonly published_at: string;
+    readonly done_at: string | null;
+  }[];
 }
 
 export function traceLink(org: Organization, traceId: string): string | null {
@@ -334,7 +376,8 @@ export function taskView(org: Organization, taskId: string): TaskView | undefine
       published_at: new Date(t.publishedMs).toISOString(),
       done_at: iso(t.doneMs),
     });
-    for (const c of (children.get(t.taskId) ?? []).sort((a, b) => a.publishedMs - b.publishedMs)) walk(c, depth + 1);
+    for (const c of (children.get(t.taskId) ?? []).sort((a, b) => a.publishedMs - b.publishedMs))
+      walk(c, depth + 1);
   };
   walk(root, 0);
   return {
