@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark, each against nats-servers of its own on free ports, then the
 // tables (Markdown, as in BENCHMARKS.md). Options:
 //   --quick            small sizes (a minute or so; for trying the harness, not for figures)
-//   --only a,b         some of: poll, ingest, chains, scrape, admission
+//   --only a,b         some of: poll, ingest, chains, scrape, admission, console
 //   --json <file>      also write the raw results
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
@@ -10,6 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
 import { admissionTable, measureAdmission, type AdmissionResult } from "./admission.js";
 import { measureChains, type ChainResult } from "./chains.js";
+import { consoleTable, measureConsole, type ConsoleResult } from "./console.js";
 import { INGEST_SERVER_CONFIG, measureIngest, type IngestResult } from "./ingest.js";
 import { measurePollCost, type PollCost } from "./poll-cost.js";
 import { chainTable, ingestTable, natsTable, pollTable, scrapeTable } from "./report.js";
@@ -80,6 +81,7 @@ const results: {
   chains?: ChainResult;
   scrape?: ScrapeResult;
   admission?: AdmissionResult;
+  console?: ConsoleResult;
 } = {
   machine: {
     cpus: cpus().length,
@@ -121,6 +123,20 @@ if (wants("admission")) {
       results.admission = await measureAdmission(
         server.url,
         quick ? { streams: 10, consumers: 100, requests: 2_000 } : { streams: 100, consumers: 1000 },
+      );
+    }),
+  );
+}
+
+if (wants("console")) {
+  await phase("console", () =>
+    withServer({}, async (server) => {
+      log("the console's server-sent events (100 clients)");
+      results.console = await measureConsole(
+        server.url,
+        quick
+          ? { streams: 10, consumers: 100, clients: 20, polls: 3 }
+          : { streams: 100, consumers: 1000, clients: 100 },
       );
     }),
   );
@@ -182,6 +198,7 @@ if (results.scrape) {
   );
 }
 if (results.admission) out.push("### Admission control", "", admissionTable(results.admission), "");
+if (results.console) out.push("### The console", "", consoleTable(results.console), "");
 if (failures.length > 0)
   out.push("### Failed", "", ...failures.map((f) => "    " + f.split("\n").join("\n    ")), "");
 process.stdout.write(out.join("\n") + "\n");

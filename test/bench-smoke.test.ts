@@ -6,6 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
 import { admissionTable, measureAdmission } from "../bench/admission.js";
 import { measureChains } from "../bench/chains.js";
+import { consoleTable, measureConsole } from "../bench/console.js";
 import { INGEST_SERVER_CONFIG, measureIngest } from "../bench/ingest.js";
 import { expectedRequests, measurePollCost } from "../bench/poll-cost.js";
 import { chainTable, ingestTable, natsTable, pollTable, scrapeTable } from "../bench/report.js";
@@ -28,6 +29,20 @@ describe("benchmarks (smoke)", () => {
   });
   afterAll(async () => {
     await server?.stop();
+  });
+
+  it("console: every client gets every poll's event; the clients cost NATS nothing", async () => {
+    const own = await startNatsServer();
+    try {
+      const r = await measureConsole(own.url, { streams: 2, consumers: 4, clients: 5, polls: 2 });
+      expect(r.consumers).toBe(54);
+      expect(r.requestsPerPoll.clients).toBe(r.requestsPerPoll.none);
+      expect(r.eventBytes).toBeGreaterThan(0);
+      expect(Object.keys(r.page)).toEqual(["/", "/console/app.js", "/console/app.css"]);
+      expect(consoleTable(r).split("\n")).toHaveLength(3);
+    } finally {
+      await own.stop();
+    }
   });
 
   it("admission: answers every request, in-process and over NATS", async () => {
