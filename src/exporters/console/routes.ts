@@ -61,9 +61,11 @@ function sendError(res: express.Response, err: unknown, log: Logger): void {
  * Sec-Fetch-Site) must say the page came from here. A script on another site can make a browser
  * send a POST with the user's credentials, never with this site's Origin. Tools (curl) send neither.
  */
-export function crossSiteReason(req: express.Request): string | undefined {
+export function crossSiteReason(req: express.Request, externalUrl?: string): string | undefined {
   const origin = req.get("origin");
   const host = req.get("host");
+  // Behind a proxy the page's origin is the external URL's, whatever Host the proxy sends on.
+  if (origin !== undefined && externalUrl !== undefined && origin === new URL(externalUrl).origin) return undefined;
   if (origin !== undefined) {
     let originHost: string;
     try {
@@ -171,7 +173,7 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
         });
         return;
       }
-      const cross = crossSiteReason(req);
+      const cross = crossSiteReason(req, config["web.external-url"]);
       if (cross !== undefined) {
         res.status(403).json({ error: `refused as cross-site: ${cross}`, code: 403 });
         return;
