@@ -2,6 +2,7 @@
 // Data flows one way: sources write the model, exporters read it.
 import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { Config } from "./config/schema.js";
+import { exportFilterOf } from "./config/load.js";
 import { createLogger, type Logger } from "./log.js";
 import { Organization } from "./model/organization.js";
 import { startNatsLink } from "./nats/connect.js";
@@ -62,6 +63,8 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   registerLostWorkMetrics(metrics, org);
   registerBackpressureMetrics(metrics, org);
   registerFindingMetrics(metrics, org);
+  const filter = exportFilterOf(config);
+  if (filter.active) metrics.keepFamilies((name) => filter.family(name));
   const traces: TraceExporter = startTraceExporter(org, config, log, options.spanExporter);
 
   // One admission service answers over HTTP and NATS (one role cap, the same answers).

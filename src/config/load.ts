@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { createExportFilter, ExportFilterError, type ExportFilter } from "../logic/export-filter.js";
 import { readNatsContext } from "./nats-context.js";
 import { ConfigError, envName, parseSettingValue, SETTINGS, type Config, type Setting } from "./schema.js";
 
@@ -138,6 +139,13 @@ function validate(c: Config): void {
   if (c["own-streams.replicas"] < 1 || c["own-streams.replicas"] > 5)
     throw new ConfigError("--own-streams.replicas", "must be between 1 and 5 (JetStream's limit)");
   if (c.pace < 1 || c.pace > 6000) throw new ConfigError("--pace", "must be between 1 and 6000");
+  try {
+    exportFilterOf(c);
+  } catch (err) {
+    if (!(err instanceof ExportFilterError)) throw err;
+    const flag = `--metrics.${err.setting.replace(/[A-Z]/, (ch) => "-" + ch.toLowerCase())}`;
+    throw new ConfigError(flag, `not a regular expression: ${err.message}`);
+  }
   if (c.agents < 3 || c.agents > 10_000) throw new ConfigError("--agents", "must be between 3 and 10000");
   try {
     const re = new RegExp(c["broadcast.role-pattern"]);
@@ -171,4 +179,16 @@ export function parseListenAddress(address: string): { host: string | undefined;
   }
   const host = m[1]!.replace(/^\[|\]$/g, "");
   return { host: host === "" ? undefined : host, port };
+}
+
+/** The export filter the settings describe (checked by validate: a bad pattern is a ConfigError). */
+export function exportFilterOf(c: Config): ExportFilter {
+  return createExportFilter({
+    familiesAllow: c["metrics.families-allow"],
+    familiesDeny: c["metrics.families-deny"],
+    streamsAllow: c["metrics.streams-allow"],
+    streamsDeny: c["metrics.streams-deny"],
+    consumersAllow: c["metrics.consumers-allow"],
+    consumersDeny: c["metrics.consumers-deny"],
+  });
 }

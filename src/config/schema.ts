@@ -96,6 +96,46 @@ export const SETTINGS = [
     default: "50",
   },
 
+  // Choosing what /metrics exports (kube-state-metrics' allow and deny lists): regular expressions
+  // matching a whole name; a deny wins over an allow.
+  {
+    key: "metrics.families-allow",
+    type: "string",
+    description:
+      "export only the metric families whose name matches this regex (e.g. orgwatch_consumer_(lag|status).*)",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "metrics.families-deny",
+    type: "string",
+    description: "do not export the metric families whose name matches this regex",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "metrics.streams-allow",
+    type: "string",
+    description: "export stream and consumer series only for the streams whose name matches this regex",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "metrics.streams-deny",
+    type: "string",
+    description: "export no stream or consumer series for the streams whose name matches this regex",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "metrics.consumers-allow",
+    type: "string",
+    description: "export consumer series only for the consumers whose STREAM/consumer matches this regex",
+    commands: ["run", "demo"],
+  },
+  {
+    key: "metrics.consumers-deny",
+    type: "string",
+    description: "export no consumer series for the consumers whose STREAM/consumer matches this regex",
+    commands: ["run", "demo"],
+  },
+
   // Dead letters and advisories
   {
     key: "unrouted.subscribe",

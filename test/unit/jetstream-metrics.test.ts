@@ -1,7 +1,8 @@
 // The consumer and stream families are rendered to text once per poll; only the age is computed at
 // scrape time. Checked on the exporter alone, with polls made by hand.
 import { describe, expect, it } from "vitest";
-import { configWith } from "../../src/config/load.js";
+import { configWith, exportFilterOf } from "../../src/config/load.js";
+import { registerDeadLetterMetrics } from "../../src/exporters/metrics/deadletters.js";
 import {
   escapeLabelValue,
   registerJetStreamMetrics,
@@ -13,6 +14,7 @@ import type { ConsumerState, StreamState } from "../../src/model/jetstream.js";
 import { Organization } from "../../src/model/organization.js";
 import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 import { parseScrape } from "../helpers/metrics.js";
+import { createExportFilter } from "../../src/logic/export-filter.js";
 
 function stream(name: string, overrides: Partial<StreamState> = {}): StreamState {
   return streamState(name, {
@@ -141,5 +143,72 @@ describe("JetStream metrics exporter", () => {
     const fixed = (text: string) =>
       text.split("\n").filter((l) => l !== "" && !l.includes("oldest_unacked_age"));
     expect(fixed(body)).toEqual(fixed(renderPoll(result).fixed));
+  });
+});
+
+describe("choosing what is exported (allow and deny lists)", () => {
+  // 4 streams × 5 consumers; each consumer has every family's sample (times included).
+  const streams = ["CTO", "CEO", "AUDIT_A", "AUDIT_B"].map((n) => stream(n));
+  const consumers = streams.flatMap((s) =>
+    [0, 1, 2, 3, 4].map((i) => consumer(s.name, `w${i}`, { lastAckMs: 1_700_000_000_900 })),
+  );
+  const series = (filter = createExportFilter({})) => {
+    const r = renderPoll(poll(streams, consumers), filter);
+    const text = r.fixed + renderAges(r, 1_700_000_001_000);
+    return text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  };
+  const all = series();
+  const perConsumer = all.filter((l) => l.includes('consumer="w0"') && l.includes('stream="CTO"')).length;
+  const perStream = all.filter((l) => !l.includes("consumer=") && l.includes('stream="CTO"')).length;
+
+  it("keeps everything with no pattern", () => {
+    expect(all).toHaveLength(20 * perConsumer + 4 * perStream);
+  });
+  it("drops the streams denied, with all their consumers", () => {
+    expect(series(createExportFilter({ streamsDeny: "AUDIT_.*" }))).toHaveLength(
+      10 * perConsumer + 2 * perStream,
+    );
+    expect(series(createExportFilter({ streamsAllow: "CTO" }))).toHaveLength(5 * perConsumer + perStream);
+  });
+  it("keeps the consumers allowed (matched as STREAM/consumer), whole names only", () => {
+    expect(series(createExportFilter({ consumersAllow: ".*/w0" }))).toHaveLength(
+      4 * perConsumer + 4 * perStream,
+    );
+    expect(series(createExportFilter({ consumersAllow: "w0" }))).toHaveLength(4 * perStream);
+    expect(series(createExportFilter({ consumersAllow: "CTO/.*", consumersDeny: "CTO/w[34]" }))).toHaveLength(
+      3 * perConsumer + 4 * perStream,
+    );
+  });
+  it("switches families off: a deny wins over an allow", () => {
+    const onlyLag = series(createExportFilter({ familiesAllow: "orgwatch_consumer_(lag_messages|status)" }));
+    expect(onlyLag).toHaveLength(20 * (1 + 4));
+    expect(new Set(onlyLag.map((l) => l.split("{")[0]))).toEqual(
+      new Set(["orgwatch_consumer_lag_messages", "orgwatch_consumer_status"]),
+    );
+    expect(
+      series(
+        createExportFilter({
+          familiesAllow: "orgwatch_consumer_.*",
+          familiesDeny: "orgwatch_consumer_status",
+        }),
+      ),
+    ).toHaveLength(20 * (perConsumer - 4));
+  });
+  it("switches prom-client families off too (the daemon's keepFamilies)", async () => {
+    const config = configWith({ "metrics.families-deny": "orgwatch_deadletter_.*" });
+    const metrics = new MetricsRegistry();
+    registerDeadLetterMetrics(metrics, new Organization(config));
+    const before = (await metrics.render(false)).body;
+    expect(before).toContain("# TYPE orgwatch_deadletter_replays_total counter");
+    const filter = exportFilterOf(config);
+    metrics.keepFamilies((name) => filter.family(name));
+    const after = (await metrics.render(false)).body;
+    expect(after).not.toContain("orgwatch_deadletter_");
+    expect(after).toContain("# TYPE orgwatch_consumer_naks_total counter");
+  });
+  it("refuses a pattern that is not a regular expression, naming the setting", () => {
+    expect(() => configWith({ "metrics.consumers-deny": "(" })).toThrow(
+      /^invalid setting --metrics.consumers-deny: not a regular expression/,
+    );
   });
 });

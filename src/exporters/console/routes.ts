@@ -65,7 +65,8 @@ export function crossSiteReason(req: express.Request, externalUrl?: string): str
   const origin = req.get("origin");
   const host = req.get("host");
   // Behind a proxy the page's origin is the external URL's, whatever Host the proxy sends on.
-  if (origin !== undefined && externalUrl !== undefined && origin === new URL(externalUrl).origin) return undefined;
+  if (origin !== undefined && externalUrl !== undefined && origin === new URL(externalUrl).origin)
+    return undefined;
   if (origin !== undefined) {
     let originHost: string;
     try {

@@ -7,6 +7,10 @@ import { CONSUMER_STATUSES, lagOf } from "../../logic/consumer-status.js";
 import type { ConsumerState, PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
 import type { MetricsRegistry, TextSection } from "./registry.js";
+import { createExportFilter, type ExportFilter } from "../../logic/export-filter.js";
+import { exportFilterOf } from "../../config/load.js";
+
+const NO_FILTER = createExportFilter({});
 
 interface Family<T> {
   readonly name: string;
@@ -162,32 +166,38 @@ interface Rendered {
 const SLICE = 500;
 
 /** Renders a poll step by step: each `yield` is a point where the event loop may run. */
-function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
-  const consumers = [...poll.consumers.values()];
+function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, Rendered, void> {
+  let consumers = [...poll.consumers.values()];
+  if (filter.active) consumers = consumers.filter((c) => filter.consumer(c.stream, c.name));
+  const consumerFamilies = CONSUMER_FAMILIES.filter((f) => filter.family(f.name));
+  const withStatus = filter.family(STATUS.name);
+  const withAge = filter.family(AGE.name);
   // Each slice's lines are encoded as soon as the slice is done: the 160,000 small strings of a poll
   // then die young instead of surviving (and being copied by every scavenge) until one final join.
-  const families = CONSUMER_FAMILIES.map((f) => [Buffer.from(header(f.name, f.help), "utf8")]);
-  const status = [Buffer.from(header(STATUS.name, STATUS.help), "utf8")];
+  const families = consumerFamilies.map((f) => [Buffer.from(header(f.name, f.help), "utf8")]);
+  const status = withStatus ? [Buffer.from(header(STATUS.name, STATUS.help), "utf8")] : [];
   // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
-  const idleAges = [Buffer.from(header(AGE.name, AGE.help), "utf8")];
+  const idleAges = withAge ? [Buffer.from(header(AGE.name, AGE.help), "utf8")] : [];
   const agePrefixes: string[] = [];
   const oldestMs: number[] = [];
   for (let start = 0; start < consumers.length; start += SLICE) {
     const end = Math.min(consumers.length, start + SLICE);
-    const texts = CONSUMER_FAMILIES.map(() => "");
+    const texts = consumerFamilies.map(() => "");
     let statusText = "";
     let idleText = "";
     for (let i = start; i < end; i++) {
       const c = consumers[i]!;
       const labels = consumerLabels(c);
-      for (let f = 0; f < CONSUMER_FAMILIES.length; f++) {
-        const family = CONSUMER_FAMILIES[f]!;
+      for (let f = 0; f < consumerFamilies.length; f++) {
+        const family = consumerFamilies[f]!;
         const v = family.value(c);
         if (v !== undefined) texts[f] += `${family.name}{${labels}} ${formatSampleValue(v)}\n`;
       }
-      for (const st of CONSUMER_STATUSES) {
-        statusText += `${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`;
-      }
+      if (withStatus)
+        for (const st of CONSUMER_STATUSES) {
+          statusText += `${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`;
+        }
+      if (!withAge) continue;
       if (c.oldestUnackedMs === undefined) idleText += `${AGE.name}{${labels}} 0\n`;
       else {
         agePrefixes.push(`${AGE.name}{${labels}} `);
@@ -195,13 +205,14 @@ function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
       }
     }
     for (let f = 0; f < texts.length; f++) families[f]!.push(Buffer.from(texts[f]!, "utf8"));
-    status.push(Buffer.from(statusText, "utf8"));
-    idleAges.push(Buffer.from(idleText, "utf8"));
+    if (withStatus) status.push(Buffer.from(statusText, "utf8"));
+    if (withAge) idleAges.push(Buffer.from(idleText, "utf8"));
     yield;
   }
-  const streams = [...poll.streams.values()];
+  let streams = [...poll.streams.values()];
+  if (filter.active) streams = streams.filter((st) => filter.stream(st.name));
   const streamLabelText = streams.map(streamLabels);
-  const streamFamilies = STREAM_FAMILIES.map((family) => {
+  const streamFamilies = STREAM_FAMILIES.filter((f) => filter.family(f.name)).map((family) => {
     let text = header(family.name, family.help);
     for (let i = 0; i < streams.length; i++) {
       const v = family.value(streams[i]!);
@@ -221,8 +232,8 @@ function* renderSteps(poll: PollResult): Generator<void, Rendered, void> {
   };
 }
 
-export function renderPoll(poll: PollResult): Rendered {
-  const steps = renderSteps(poll);
+export function renderPoll(poll: PollResult, filter: ExportFilter = NO_FILTER): Rendered {
+  const steps = renderSteps(poll, filter);
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;
@@ -230,8 +241,12 @@ export function renderPoll(poll: PollResult): Rendered {
 }
 
 /** Renders in slices, yielding to the event loop between them; undefined when `stale()` turns true. */
-async function renderPollInSlices(poll: PollResult, stale: () => boolean): Promise<Rendered | undefined> {
-  const steps = renderSteps(poll);
+async function renderPollInSlices(
+  poll: PollResult,
+  filter: ExportFilter,
+  stale: () => boolean,
+): Promise<Rendered | undefined> {
+  const steps = renderSteps(poll, filter);
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;
@@ -256,6 +271,7 @@ export function renderAges(rendered: Rendered, nowMs: number): string {
 }
 
 export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organization): void {
+  const filter = exportFilterOf(org.config);
   let rendered: Rendered | undefined;
   /** The rendering of the latest poll while it is under way: a scrape waits for it. */
   let rendering: Promise<void> | undefined;
@@ -264,14 +280,14 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     latest = result;
     // Small organizations: at once (nothing to gain from slicing, and the model and text never differ).
     if (result.consumers.size <= SLICE) {
-      rendered = renderPoll(result);
+      rendered = renderPoll(result, filter);
       rendering = undefined;
       return;
     }
     // Scrapes wait for the new text (chunks below); dropping the old one now lets it be collected
     // while the new one is built, instead of holding both (2 × 14 MB at 10,000 consumers).
     rendered = undefined;
-    const done = renderPollInSlices(result, () => latest !== result)
+    const done = renderPollInSlices(result, filter, () => latest !== result)
       .then((r) => {
         if (r && latest === result) rendered = r;
       })
@@ -282,6 +298,7 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     });
   });
   const section: TextSection = {
+    selfFiltered: true,
     render: () => (rendered ? rendered.fixed + renderAges(rendered, Date.now()) : ""),
     chunks: async () => {
       // The latest poll's text, even when a scrape arrives while it is being rendered.

@@ -13,6 +13,15 @@ export interface TextSection {
    * `openMetrics`: counters are named without `_total` in their HELP and TYPE lines there.
    */
   chunks?(openMetrics: boolean): readonly (string | Buffer)[] | Promise<readonly (string | Buffer)[]>;
+  /** It applies the export filter itself (the large JetStream section); else its text is filtered here. */
+  readonly selfFiltered?: boolean;
+}
+
+/** The family a line of exposition text belongs to (a sample's metric name, or a HELP/TYPE line's). */
+function familyOfLine(line: string): string | undefined {
+  if (line.startsWith("# ")) return line.split(" ", 3)[2];
+  const end = line.search(/[{ ]/);
+  return end < 0 ? undefined : line.slice(0, end);
 }
 
 export type Chunk = string | Buffer;
@@ -29,6 +38,32 @@ export class MetricsRegistry {
   /** Pass as `registers:` when creating a prom-client metric, so it is exposed in both formats. */
   get registers(): [Registry, Registry<typeof openMetricsContentType>] {
     return [this.prometheus, this.openMetrics];
+  }
+
+  private keep: ((name: string) => boolean) | undefined;
+
+  /** Drops the families a filter switches off: prom-client's now, the sections' at each render. */
+  keepFamilies(keep: (name: string) => boolean): void {
+    for (const registry of [this.prometheus, this.openMetrics] as Registry[]) {
+      for (const m of registry.getMetricsAsArray()) if (!keep(m.name)) registry.removeSingleMetric(m.name);
+    }
+    // OpenMetrics names a counter's HELP and TYPE without `_total`.
+    this.keep = (name) => keep(name) || keep(`${name}_total`);
+  }
+
+  private filtered(section: TextSection, chunks: readonly Chunk[]): readonly Chunk[] {
+    const keep = this.keep;
+    if (!keep || section.selfFiltered) return chunks;
+    const text = chunks.map((c) => (typeof c === "string" ? c : c.toString("utf8"))).join("");
+    return [
+      text
+        .split("\n")
+        .filter((line) => {
+          const family = familyOfLine(line);
+          return family === undefined || keep(family);
+        })
+        .join("\n"),
+    ];
   }
 
   addSection(section: TextSection): void {
@@ -65,7 +100,11 @@ export class MetricsRegistry {
 
   private async renderNow(openMetrics: boolean): Promise<{ contentType: string; chunks: Chunk[] }> {
     const extra = (
-      await Promise.all(this.sections.map((s) => (s.chunks ? s.chunks(openMetrics) : [s.render()])))
+      await Promise.all(
+        this.sections.map(async (s) =>
+          this.filtered(s, s.chunks ? await s.chunks(openMetrics) : [s.render()]),
+        ),
+      )
     ).flat();
     if (!openMetrics) {
       return { contentType: prometheusContentType, chunks: [await this.prometheus.metrics(), ...extra] };
