@@ -134,6 +134,7 @@ function renderCards() {
     (a) => (!q || a.role.toLowerCase().includes(q)) && !(state.collapseHealthy && a.health === "ok"),
   );
   grid.replaceChildren(...shown.map(card));
+  $("#broadcasts").replaceChildren(broadcastMatrix(org.broadcasts));
   const counts = { ok: 0, warning: 0, critical: 0 };
   for (const a of org.agents) counts[a.health]++;
   $("#summary").textContent =
@@ -233,7 +234,13 @@ function broadcastMatrix(b) {
       el("th", { title: `${r.stream} #${r.seq} · ${r.subject}`, text: `#${r.seq} · ${ago(r.at)}` }),
     ),
   );
-  const rows = b.agents.map((a) =>
+  // Agents still owing a broadcast first; the filter box and "hide healthy" apply here too.
+  const q = state.filter.trim().toLowerCase();
+  const owing = (a) => a.cells.some((c) => c.state === "pending");
+  const agents = b.agents
+    .filter((a) => (!q || a.role.toLowerCase().includes(q)) && !(state.collapseHealthy && !owing(a)))
+    .sort((x, y) => Number(owing(y)) - Number(owing(x)) || x.role.localeCompare(y.role));
+  const rows = agents.map((a) =>
     el(
       "tr",
       { "data-role": a.role },
@@ -291,7 +298,6 @@ function renderOrganization(org) {
   $("#conn").className = org.nats_connected ? "ok" : "bad";
   renderCards();
   $("#flow").replaceChildren(flowGraph(org.flow));
-  $("#broadcasts").replaceChildren(broadcastMatrix(org.broadcasts));
   if (first) renderFeed(org.feed);
 }
 

@@ -52,6 +52,8 @@ export class Organization {
   private feedHistory(): void {
     const history = this.history;
     const wasUp = new Map<string, boolean>();
+    /** Agents that fell silent: only their return is news (not every agent's first status). */
+    const silent = new Set<string>();
     const statuses = new Map<string, ConsumerStatus>();
     this.jetstream.on("polled", (result: PollResult) => {
       const lag = new Map<string, number>();
@@ -79,14 +81,15 @@ export class Organization {
         const before = wasUp.get(agent.role);
         wasUp.set(agent.role, agent.up);
         // An agent never heard from is not news at every start; one that was up and fell silent is.
-        if (before === true && !agent.up)
+        if (before === true && !agent.up) {
+          silent.add(agent.role);
           history.add({
             atMs: now,
             kind: "agent_silent",
             role: agent.role,
             text: `${agent.role} fell silent`,
           });
-        else if (before === false && agent.up)
+        } else if (agent.up && silent.delete(agent.role))
           history.add({
             atMs: now,
             kind: "agent_back",
