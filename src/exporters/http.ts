@@ -16,7 +16,7 @@ import type { DeadLetterDesk } from "../services/deadletters.js";
 import { AdmissionError } from "../logic/admission.js";
 import { Admission } from "../services/admission.js";
 import type { Organization } from "../model/organization.js";
-import type { MetricsRegistry } from "./metrics/registry.js";
+import { gzipBody, identityBody, type MetricsRegistry } from "./metrics/registry.js";
 import {
   BasicAuth,
   checkClientCertificate,
@@ -140,10 +140,15 @@ export function createApp(
     const { contentType, chunks } = await metrics.renderChunks(wantsOpenMetrics(req.get("accept")));
     // Written piece by piece, the large pre-encoded sections as they are: res.send() would join them
     // into one string, encode it and hash it for an ETag on every scrape (~14 MB at 10,000 consumers).
-    const buffers = chunks.map((c) => (typeof c === "string" ? Buffer.from(c, "utf8") : c));
+    // gzip when asked: the part fixed until the next poll is compressed once (registry.ts).
+    const gzipped = req.acceptsEncodings("gzip", "identity") === "gzip";
+    const buffers = gzipped ? await gzipBody(chunks) : identityBody(chunks);
     let length = 0;
     for (const b of buffers) length += b.length;
-    res.status(200).set({ "Content-Type": contentType, "Content-Length": String(length) });
+    res
+      .status(200)
+      .set({ "Content-Type": contentType, "Content-Length": String(length), Vary: "Accept-Encoding" });
+    if (gzipped) res.set("Content-Encoding", "gzip");
     for (const b of buffers) res.write(b);
     res.end();
   });

@@ -1,5 +1,7 @@
 // The JetStream poller against a real nats-server: a known workload on the reference topology, and
 // the exact value of every consumer and stream metric of DESIGN.md §3.
+import { get as httpGet, type IncomingHttpHeaders } from "node:http";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -366,6 +368,36 @@ describe("consumer and stream metrics on the reference topology", () => {
     expect(om.endsWith("\n# EOF\n")).toBe(true);
     expect(om.match(/^# EOF$/gm)).toHaveLength(1);
     expect(om).toContain('orgwatch_stream_messages{stream="AGENT_CEO_TASKS",role="ceo",kind="tasks"} 1\n');
+  });
+
+  it("gzips when asked: the same exposition, the part fixed until the next poll compressed once", async () => {
+    await pollOk(daemon);
+    const get = (encoding: string) =>
+      new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        httpGet(`${daemon.url}/metrics`, { headers: { "Accept-Encoding": encoding } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on("data", (d: Buffer) => parts.push(d));
+          res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+        }).on("error", reject);
+      });
+    const plain = await get("identity");
+    const zipped = await get("gzip, deflate");
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(zipped.headers["content-encoding"]).toBe("gzip");
+    expect(zipped.headers["vary"]).toBe("Accept-Encoding");
+    expect(Number(zipped.headers["content-length"])).toBe(zipped.body.length);
+    expect(zipped.body.length).toBeLessThan(plain.body.length / 3);
+    // Several gzip members (what changes per scrape, and the poll's fixed part as encoded once).
+    const members = (b: Buffer) => b.toString("latin1").split("\x1f\x8b\x08").length - 1;
+    expect(members(zipped.body)).toBeGreaterThanOrEqual(2);
+    // The same lines, but for what moves with time between the two scrapes.
+    const moving = /^orgwatch_(\w+_age_seconds|process_|nodejs_|scrape_|agent_)/;
+    const lines = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => !moving.test(l) && !l.startsWith("#"))
+        .sort();
+    expect(lines(gunzipSync(zipped.body).toString("utf8"))).toEqual(lines(plain.body.toString("utf8")));
   });
 
   it("evaluates a consumer stalled once its ack floor is stuck past the ack wait, and ok once acked", async () => {

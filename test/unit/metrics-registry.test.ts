@@ -1,3 +1,5 @@
+import { gunzipSync } from "node:zlib";
+import { gzipBody, identityBody, Precompressed } from "../../src/exporters/metrics/registry.js";
 import { describe, expect, it } from "vitest";
 import { Counter } from "prom-client";
 import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
@@ -14,5 +16,18 @@ describe("MetricsRegistry", () => {
     expect(om.body).toContain("# TYPE orgwatch_things counter");
     expect(before).toContain("orgwatch_things_total 2\n");
     expect(after).toBe(before);
+  });
+});
+
+describe("gzip of the exposition", () => {
+  it("encodes a precompressed part once, and the body is the same text in several members", async () => {
+    const fixed = new Precompressed([Buffer.from("a 1\n"), Buffer.from("b 2\n")]);
+    expect(fixed.gzipped).toBe(fixed.gzipped);
+    const chunks = ["# head\n", fixed, "c 3\n"];
+    const members = await gzipBody(chunks);
+    expect(members).toHaveLength(3);
+    expect(members[1]).toBe(await fixed.gzipped);
+    expect(gunzipSync(Buffer.concat(members)).toString()).toBe("# head\na 1\nb 2\nc 3\n");
+    expect(Buffer.concat(identityBody(chunks)).toString()).toBe("# head\na 1\nb 2\nc 3\n");
   });
 });

@@ -6,7 +6,7 @@
 import { CONSUMER_STATUSES, lagOf } from "../../logic/consumer-status.js";
 import type { ConsumerState, PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
-import type { MetricsRegistry, TextSection } from "./registry.js";
+import { Precompressed, type MetricsRegistry, type TextSection } from "./registry.js";
 import { createExportFilter, type ExportFilter } from "../../logic/export-filter.js";
 import { exportFilterOf } from "../../config/load.js";
 
@@ -156,6 +156,8 @@ interface Rendered {
   /** Series prefix (`name{labels} `) and oldest unacked stored time of the other consumers. */
   readonly agePrefixes: readonly string[];
   readonly oldestMs: readonly number[];
+  /** `chunks` and `idleAges`, fixed until the next poll, gzip-encoded at most once. */
+  readonly fixedPart: Precompressed;
 }
 
 /**
@@ -223,6 +225,7 @@ function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, R
   const chunks = [...families.flat(), ...status, ...streamFamilies];
   return {
     chunks,
+    fixedPart: new Precompressed([...chunks, ...idleAges]),
     get fixed() {
       return Buffer.concat(chunks).toString("utf8");
     },
@@ -303,7 +306,7 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     chunks: async () => {
       // The latest poll's text, even when a scrape arrives while it is being rendered.
       while (rendering) await rendering;
-      return rendered ? [...rendered.chunks, ...rendered.idleAges, busyAges(rendered, Date.now())] : [];
+      return rendered ? [rendered.fixedPart, busyAges(rendered, Date.now())] : [];
     },
   };
   metrics.addSection(section);

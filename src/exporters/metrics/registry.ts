@@ -1,7 +1,56 @@
 // The metrics exporter: one prom-client registry per exposition format (Prometheus text and
 // OpenMetrics, which carries exemplars), plus pre-rendered text sections for the large gauge
 // families that are rebuilt once per poll instead of on every scrape.
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
+
+const gzipAsync = promisify(gzip);
+
+/**
+ * Text that stays the same until the next poll, with its gzip encoding made once (on the first
+ * scrape that asks for gzip, on libuv's threadpool, not the event loop) and kept: a scrape asking
+ * for gzip sends it as it is, as one member of a multi-member gzip body (RFC 1952; Prometheus, curl
+ * and browsers read them), and compresses only what changes per scrape.
+ */
+export class Precompressed {
+  private encoded: Promise<Buffer> | undefined;
+
+  constructor(readonly raw: readonly Buffer[]) {}
+
+  get gzipped(): Promise<Buffer> {
+    this.encoded ??= gzipAsync(Buffer.concat(this.raw));
+    return this.encoded;
+  }
+}
+
+function asBuffers(chunk: Chunk): readonly Buffer[] {
+  if (chunk instanceof Precompressed) return chunk.raw;
+  return [typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk];
+}
+
+/** The chunks as written without compression. */
+export function identityBody(chunks: readonly Chunk[]): Buffer[] {
+  return chunks.flatMap(asBuffers);
+}
+
+/** The chunks gzip-encoded: each precompressed chunk as its own member, the rest compressed now. */
+export async function gzipBody(chunks: readonly Chunk[]): Promise<Buffer[]> {
+  const members: Promise<Buffer>[] = [];
+  let plain: Buffer[] = [];
+  const flush = () => {
+    if (plain.length > 0) members.push(gzipAsync(Buffer.concat(plain)));
+    plain = [];
+  };
+  for (const c of chunks) {
+    if (c instanceof Precompressed) {
+      flush();
+      members.push(c.gzipped);
+    } else plain.push(...asBuffers(c));
+  }
+  flush();
+  return Promise.all(members);
+}
 
 /** A family rendered outside prom-client, e.g. once per poll. */
 export interface TextSection {
@@ -12,7 +61,7 @@ export interface TextSection {
    * building (and encoding) one large string each time. At 10,000 consumers the text is ~14 MB.
    * `openMetrics`: counters are named without `_total` in their HELP and TYPE lines there.
    */
-  chunks?(openMetrics: boolean): readonly (string | Buffer)[] | Promise<readonly (string | Buffer)[]>;
+  chunks?(openMetrics: boolean): readonly Chunk[] | Promise<readonly Chunk[]>;
   /** It applies the export filter itself (the large JetStream section); else its text is filtered here. */
   readonly selfFiltered?: boolean;
 }
@@ -24,7 +73,7 @@ function familyOfLine(line: string): string | undefined {
   return end < 0 ? undefined : line.slice(0, end);
 }
 
-export type Chunk = string | Buffer;
+export type Chunk = string | Buffer | Precompressed;
 
 export class MetricsRegistry {
   readonly prometheus = new Registry();
@@ -54,7 +103,7 @@ export class MetricsRegistry {
   private filtered(section: TextSection, chunks: readonly Chunk[]): readonly Chunk[] {
     const keep = this.keep;
     if (!keep || section.selfFiltered) return chunks;
-    const text = chunks.map((c) => (typeof c === "string" ? c : c.toString("utf8"))).join("");
+    const text = Buffer.concat(identityBody(chunks)).toString("utf8");
     return [
       text
         .split("\n")
@@ -81,7 +130,7 @@ export class MetricsRegistry {
     const { contentType, chunks } = await this.renderChunks(openMetrics);
     return {
       contentType,
-      body: chunks.map((c) => (typeof c === "string" ? c : c.toString("utf8"))).join(""),
+      body: Buffer.concat(identityBody(chunks)).toString("utf8"),
     };
   }
 
