@@ -2,12 +2,8 @@
 // request): the decision itself in a tight loop (requests a second on one core), and requests over
 // NATS through the micro service, one at a time (latency p50 / p99) and many in flight (throughput).
 import { connect } from "@nats-io/transport-node";
-import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
-import { configWith } from "../src/config/load.js";
-import { startDaemon } from "../src/daemon.js";
-import { silentLogger } from "../src/log.js";
 import { Admission } from "../src/services/admission.js";
-import { createBenchTopology, planTopology } from "./topology.js";
+import { startAgentsDaemon } from "./topology.js";
 import { median, percentile } from "./stats.js";
 
 const AGENTS = 50;
@@ -28,21 +24,11 @@ export async function measureAdmission(
   options: { streams?: number; consumers?: number; requests?: number } = {},
 ): Promise<AdmissionResult> {
   // The model's size around the agents: the bench topology's consumers, and 50 agents' task streams.
-  const topology = planTopology(options.streams ?? 100, options.consumers ?? 1000);
-  const setup = await connect({ servers: url, name: "bench-setup" });
-  const jsm = await jetstreamManager(setup, { checkAPI: false });
-  await createBenchTopology(setup, jsm, topology);
-  for (let i = 0; i < AGENTS; i++) {
-    const stream = `AGENT_R${i}_TASKS`;
-    await jsm.streams.add({ name: stream, subjects: [`genbrain.agents.r${i}.tasks`] });
-    await jsm.consumers.add(stream, { durable_name: `r${i}-worker`, ack_policy: AckPolicy.Explicit });
-    for (let k = 0; k < i % 8; k++) setup.publish(`genbrain.agents.r${i}.tasks`, `{"task_id":"r${i}-${k}"}`);
-  }
-  await setup.flush();
-  await setup.close();
-  const daemon = await startDaemon(
-    configWith({ "nats-url": [url], "web.listen-address": "127.0.0.1:0", "poll-interval": 3_600_000 }),
-    { log: silentLogger() },
+  const { topology, daemon } = await startAgentsDaemon(
+    url,
+    options.streams ?? 100,
+    options.consumers ?? 1000,
+    AGENTS,
   );
   const nc = await connect({ servers: url, name: "bench-admission" });
   try {

@@ -4,12 +4,7 @@
 // reads the model), the event's size, and the page's weight (raw and gzipped).
 import { spawn } from "node:child_process";
 import { gzipSync } from "node:zlib";
-import { connect } from "@nats-io/transport-node";
-import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
-import { configWith } from "../src/config/load.js";
-import { startDaemon } from "../src/daemon.js";
-import { silentLogger } from "../src/log.js";
-import { createBenchTopology, planTopology } from "./topology.js";
+import { startAgentsDaemon } from "./topology.js";
 import { median } from "./stats.js";
 
 const AGENTS = 50;
@@ -60,21 +55,11 @@ export async function measureConsole(
   url: string,
   options: { streams?: number; consumers?: number; clients?: number; polls?: number } = {},
 ): Promise<ConsoleResult> {
-  const topology = planTopology(options.streams ?? 100, options.consumers ?? 1000);
-  const setup = await connect({ servers: url, name: "bench-setup" });
-  const jsm = await jetstreamManager(setup, { checkAPI: false });
-  await createBenchTopology(setup, jsm, topology);
-  for (let i = 0; i < AGENTS; i++) {
-    const stream = `AGENT_R${i}_TASKS`;
-    await jsm.streams.add({ name: stream, subjects: [`genbrain.agents.r${i}.tasks`] });
-    await jsm.consumers.add(stream, { durable_name: `r${i}-worker`, ack_policy: AckPolicy.Explicit });
-    for (let k = 0; k < i % 8; k++) setup.publish(`genbrain.agents.r${i}.tasks`, `{"task_id":"r${i}-${k}"}`);
-  }
-  await setup.flush();
-  await setup.close();
-  const daemon = await startDaemon(
-    configWith({ "nats-url": [url], "web.listen-address": "127.0.0.1:0", "poll-interval": 3_600_000 }),
-    { log: silentLogger() },
+  const { topology, daemon } = await startAgentsDaemon(
+    url,
+    options.streams ?? 100,
+    options.consumers ?? 1000,
+    AGENTS,
   );
   const polls = options.polls ?? 10;
   const n = options.clients ?? 100;

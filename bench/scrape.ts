@@ -137,6 +137,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+const SCRAPE_ENCODING = process.env["BENCH_SCRAPE_GZIP"] === "1" ? "gzip" : "identity";
+
 /** Scrapes `url` every `everyMs` for `durationMs` (at least `minScrapes` times). */
 async function scrapeLoop(url: string, durationMs: number, everyMs: number, minScrapes: number) {
   const latencies: number[] = [];
@@ -146,7 +148,8 @@ async function scrapeLoop(url: string, durationMs: number, everyMs: number, minS
   while (performance.now() < until || latencies.length < minScrapes) {
     const t0 = performance.now();
     try {
-      const res = await fetch(url);
+      // As the figures before gzip were taken; BENCH_SCRAPE_GZIP=1 asks for gzip as Prometheus does.
+      const res = await fetch(url, { headers: { "Accept-Encoding": SCRAPE_ENCODING } });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
       last = await res.text();
       latencies.push(performance.now() - t0);

@@ -3,8 +3,17 @@
 // costs the poll one message read (the worst case: consumers sharing a filter and an ack floor share
 // one read).
 import pLimit from "p-limit";
-import { AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  StorageType,
+  jetstreamManager,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { configWith } from "../src/config/load.js";
+import { startDaemon, type Daemon } from "../src/daemon.js";
+import { silentLogger } from "../src/log.js";
 
 export interface BenchTopology {
   readonly streams: number;
@@ -66,4 +75,34 @@ export async function createBenchTopology(
   }
   await Promise.all(jobs);
   await nc.flush();
+}
+
+/**
+ * The bench topology and `agents` agents' task streams (`AGENT_R{i}_TASKS`, a durable worker each,
+ * i % 8 tasks waiting), then an orgwatch daemon on them polling only on demand: the model's size
+ * around the agents for the admission and console benchmarks.
+ */
+export async function startAgentsDaemon(
+  url: string,
+  streams: number,
+  consumers: number,
+  agents: number,
+): Promise<{ topology: BenchTopology; daemon: Daemon }> {
+  const topology = planTopology(streams, consumers);
+  const setup = await connect({ servers: url, name: "bench-setup" });
+  const jsm = await jetstreamManager(setup, { checkAPI: false });
+  await createBenchTopology(setup, jsm, topology);
+  for (let i = 0; i < agents; i++) {
+    const stream = `AGENT_R${i}_TASKS`;
+    await jsm.streams.add({ name: stream, subjects: [`genbrain.agents.r${i}.tasks`] });
+    await jsm.consumers.add(stream, { durable_name: `r${i}-worker`, ack_policy: AckPolicy.Explicit });
+    for (let k = 0; k < i % 8; k++) setup.publish(`genbrain.agents.r${i}.tasks`, `{"task_id":"r${i}-${k}"}`);
+  }
+  await setup.flush();
+  await setup.close();
+  const daemon = await startDaemon(
+    configWith({ "nats-url": [url], "web.listen-address": "127.0.0.1:0", "poll-interval": 3_600_000 }),
+    { log: silentLogger() },
+  );
+  return { topology, daemon };
 }
