@@ -7,7 +7,10 @@ import { BroadcastsModel } from "./broadcasts.js";
 import { DeadLettersModel } from "./deadletters.js";
 import { ExporterHealth } from "./exporter-health.js";
 import { FindingsModel } from "./findings.js";
-import { HistoryModel } from "./history.js";
+import { HistoryModel, type FeedItem } from "./history.js";
+
+/** Consumer status changes of one poll shown one by one in the feed; more are summed up in one item. */
+const MAX_STATUS_ITEMS_PER_POLL = 10;
 import { JetStreamModel, type PollResult } from "./jetstream.js";
 import { lagOf, type ConsumerStatus } from "../logic/consumer-status.js";
 import { LostWorkModel } from "./lost-work.js";
@@ -57,6 +60,7 @@ export class Organization {
     const statuses = new Map<string, ConsumerStatus>();
     this.jetstream.on("polled", (result: PollResult) => {
       const lag = new Map<string, number>();
+      const changes: Omit<FeedItem, "id">[] = [];
       for (const c of result.consumers.values()) {
         if (c.kind !== "tasks" || c.role === "" || !c.durable) continue;
         lag.set(c.role, (lag.get(c.role) ?? 0) + lagOf(c));
@@ -66,13 +70,31 @@ export class Organization {
         // Work stopping or stalling is news, and so is its recovery; lag coming and going is the cards'.
         const stuck = (st: ConsumerStatus) => st === "stalled" || st === "stopped";
         if (c.status !== before && (stuck(c.status) || stuck(before)))
-          history.add({
+          changes.push({
             atMs: result.at,
             kind: "consumer_status",
             role: c.role,
             status: c.status,
             text: `${c.stream}/${c.name} is ${c.status} (was ${before}), lag ${lagOf(c)}`,
           });
+      }
+      if (changes.length <= MAX_STATUS_ITEMS_PER_POLL) for (const item of changes) history.add(item);
+      else {
+        // Many at once (a NATS-wide stop, a big organization's first window): one item says it, rather
+        // than a flood that pushes everything else out of the feed and down every console.
+        const byStatus = new Map<ConsumerStatus, number>();
+        for (const c of changes) byStatus.set(c.status!, (byStatus.get(c.status!) ?? 0) + 1);
+        const counts = [...byStatus].map(([st, n]) => `${n} ${st}`).join(", ");
+        const roles = [...new Set(changes.map((c) => c.role))];
+        history.add({
+          atMs: result.at,
+          kind: "consumer_status",
+          role: roles.length === 1 ? roles[0]! : "",
+          text: `${changes.length} consumers changed at once (${counts}), e.g. ${changes
+            .slice(0, 3)
+            .map((c) => c.text.split(" ")[0])
+            .join(", ")}`,
+        });
       }
       for (const key of statuses.keys()) if (!result.consumers.has(key)) statuses.delete(key);
       history.recordLag(result.at, lag);

@@ -13,6 +13,8 @@ import { checkAdminApi } from "../../src/exporters/http.js";
 import type { WebConfig } from "../../src/exporters/web-config.js";
 import { configWith } from "../../src/config/load.js";
 import { ConfigError } from "../../src/config/schema.js";
+import { Organization } from "../../src/model/organization.js";
+import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 
 const healthy: AgentFacts = {
   up: true,
@@ -240,5 +242,45 @@ describe("checkAdminApi", () => {
   it("or the explicit choice to go without, for a local machine", () => {
     const local = configWith({ "web.enable-admin-api": true, "web.admin-api.allow-unauthenticated": true });
     expect(checkAdminApi(local, undefined)).toBe("unauthenticated");
+  });
+});
+
+describe("the feed, from the model's polls", () => {
+  const config = configWith({});
+  const poll = (at: number, status: (i: number) => "ok" | "stalled" | "stopped", n: number) =>
+    pollResult(
+      at,
+      [streamState("AGENT_CTO_TASKS", { kind: "tasks", role: "cto" })],
+      Array.from({ length: n }, (_, i) =>
+        consumerState("AGENT_CTO_TASKS", `w${i}`, {
+          kind: "tasks",
+          role: "cto",
+          durable: true,
+          status: status(i),
+        }),
+      ),
+    );
+  const statusItems = (org: Organization) => org.history.feed().filter((f) => f.kind === "consumer_status");
+
+  it("says when work stalls or stops, and when it recovers; not lag coming and going", () => {
+    const org = new Organization(config);
+    org.jetstream.applyPoll(poll(1, () => "ok", 3));
+    org.jetstream.applyPoll(poll(2, (i) => (i === 1 ? "stalled" : "ok"), 3));
+    org.jetstream.applyPoll(poll(3, () => "ok", 3));
+    expect(statusItems(org).map((f) => f.text)).toEqual([
+      "AGENT_CTO_TASKS/w1 is ok (was stalled), lag 0",
+      "AGENT_CTO_TASKS/w1 is stalled (was ok), lag 0",
+    ]);
+  });
+  it("sums up many changes of one poll in one item instead of flooding the feed", () => {
+    const org = new Organization(config);
+    org.jetstream.applyPoll(poll(1, () => "ok", 3000));
+    org.jetstream.applyPoll(poll(2, (i) => (i % 3 === 0 ? "stopped" : i % 3 === 1 ? "stalled" : "ok"), 3000));
+    const items = statusItems(org);
+    expect(items).toHaveLength(1);
+    expect(items[0]!.text).toBe(
+      "2000 consumers changed at once (1000 stopped, 1000 stalled), e.g. AGENT_CTO_TASKS/w0, AGENT_CTO_TASKS/w1, AGENT_CTO_TASKS/w3",
+    );
+    expect(items[0]!.role).toBe("cto");
   });
 });
