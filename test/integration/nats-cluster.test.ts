@@ -171,7 +171,12 @@ describe("three-node cluster: the leader of the agents' streams is killed", () =
     expect(new Set(seen)).toEqual(new Set([5]));
     m = await scrape(daemon.url);
     expect(m.value("orgwatch_consumer_lag_messages", { consumer: "cto-worker" })).toBe(5);
-    const newLeader = (await jsm.streams.info("AGENT_CTO_TASKS")).cluster?.leader;
+    // The test's own connection may still be finding its way (its request timed out once in CI
+    // while orgwatch had already recovered): asked again until it answers.
+    const newLeader = await waitFor(
+      async () => (await jsm.streams.info("AGENT_CTO_TASKS").catch(() => undefined))?.cluster?.leader,
+      { what: "the stream's leader, from the test's own connection" },
+    );
     expect(newLeader).not.toBe(leader);
 
     // The disruption is visible in orgwatch's own metrics: polls that failed during the election,
