@@ -34,6 +34,9 @@ export interface HistorySettings {
   readonly timelines: number;
 }
 
+/** Broadcast ack times kept: the console shows the latest 8 broadcasts for every agent (1,000 agents). */
+const MAX_BROADCAST_ACKS = 8000;
+
 export const DEFAULT_HISTORY: HistorySettings = {
   windowMs: 3_600_000,
   points: 120,
@@ -100,7 +103,7 @@ export class HistoryModel extends EventEmitter<HistoryEvents> {
 
   recordBroadcastAck(consumer: string, seq: number, seconds: number): void {
     this.broadcastAcks.set(`${consumer}\u0000${seq}`, seconds);
-    if (this.broadcastAcks.size > 4 * this.settings.feedSize * 10)
+    if (this.broadcastAcks.size > MAX_BROADCAST_ACKS)
       this.broadcastAcks.delete(this.broadcastAcks.keys().next().value!);
   }
 

@@ -180,7 +180,7 @@ export function consoleRoutes(org: Organization, options: ConsoleOptions): Conso
         return;
       }
       const id = idOf(req);
-      const by = (req.res?.locals["user"] as string | undefined) ?? "anonymous";
+      const by = (res.locals["user"] as string | undefined) ?? "anonymous";
       const result = await needDesk().replay(id, by);
       org.deadLetters.countReplay(result.role);
       log.info(
