@@ -18,6 +18,8 @@ import { ownConsumerNamePrefix, type RunningSource, type SourceContext } from ".
 /** How often time passes in the task model and chain state is saved. */
 const TICK_MS = 1000;
 const NS_PER_MS = 1_000_000;
+/** Stream info requests a tick may make to confirm idle task streams are read to their end. */
+const MAX_CONFIRMS_PER_TICK = 64;
 /** How long stopping waits for the last chain state to be saved. */
 const STOP_FLUSH_MS = 2000;
 
@@ -157,9 +159,35 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   org.jetstream.on("polled", onPolled);
   if (org.jetstream.current) syncReaders(org.jetstream.current);
 
+  /**
+   * Tasks waiting for every task stream to be read through them (to infer a parent, or to find one
+   * not seen) would otherwise wait for the next poll: an idle stream read to its end says nothing
+   * of what was stored since. Its last sequence, asked now, does.
+   */
+  let confirming = false;
+  async function confirmStreamEnds(): Promise<void> {
+    const names = tasks
+      .streamsToConfirm()
+      .filter((name) => readers.has(name))
+      .slice(0, MAX_CONFIRMS_PER_TICK);
+    if (confirming || names.length === 0) return;
+    confirming = true;
+    try {
+      const askedAtMs = Date.now();
+      const infos = await Promise.allSettled(names.map((name) => ctx.jsm.streams.info(name)));
+      infos.forEach((r, i) => {
+        if (r.status === "fulfilled") tasks.noteStreamEnd(names[i]!, r.value.state.last_seq, askedAtMs);
+      });
+      tasks.tick();
+    } finally {
+      confirming = false;
+    }
+  }
+
   const timer = setInterval(() => {
     tasks.tick();
     void store?.flush(org);
+    if (!stopped) void confirmStreamEnds().catch(() => undefined);
   }, TICK_MS);
   timer.unref();
 

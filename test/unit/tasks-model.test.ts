@@ -53,8 +53,19 @@ function observed(
   };
 }
 
+/**
+ * A task read from its stream, as the task observer reads it: the stream is read through its stored
+ * time (nothing published before it can still come from there).
+ */
+function observe(tasks: TasksModel, task: ObservedTask, nowMs?: number): void {
+  tasks.observePublished(task, nowMs);
+  tasks.noteRead(task.stream, task.streamSequence, task.storedMs, true);
+}
+
 function setup(settings = SETTINGS) {
   const js = new JetStreamModel();
+  // The first poll names the task streams (until then, any of them may hold a task's parent).
+  js.applyPoll(poll(T0, []));
   const tasks = new TasksModel(settings, js);
   const finished: TaskRecord[] = [];
   const chains: ChainSummary[] = [];
@@ -67,8 +78,8 @@ function setup(settings = SETTINGS) {
 describe("TasksModel", () => {
   it("completes tasks as the ack floor passes them, with delivery times from the poll", async () => {
     const { js, tasks, finished, settled } = setup();
-    tasks.observePublished(observed(1, { taskId: "a" }), T0 + 1000);
-    tasks.observePublished(observed(2, { taskId: "b" }), T0 + 2000);
+    observe(tasks, observed(1, { taskId: "a" }), T0 + 1000);
+    observe(tasks, observed(2, { taskId: "b" }), T0 + 2000);
     await settled();
     js.applyPoll(
       poll(T0 + 5000, [
@@ -94,7 +105,7 @@ describe("TasksModel", () => {
       [2, "ok-1"],
       [3, "ok-2"],
     ] as const)
-      tasks.observePublished(observed(seq, { taskId: id }));
+      observe(tasks, observed(seq, { taskId: id }));
     await settled();
     // Everything delivered, nothing waits for an ack, but the floor stays at 0 behind message 1.
     js.applyPoll(
@@ -126,8 +137,8 @@ describe("TasksModel", () => {
     const { js, tasks, finished, settled } = setup();
     // The poll sees the first task delivered; advisories and sampled acks name the consumer.
     const queue = consumer({ name: "cto-push", deliverGroup: "cto-workers", deliveredStreamSequence: 1 });
-    tasks.observePublished(observed(1, { taskId: "queued" }));
-    tasks.observePublished(observed(2, { taskId: "nakked" }));
+    observe(tasks, observed(1, { taskId: "queued" }));
+    observe(tasks, observed(2, { taskId: "nakked" }));
     await settled();
     js.applyPoll(poll(T0 + 5000, [queue, consumer({})]));
     tasks.recordNak({
@@ -173,8 +184,8 @@ describe("TasksModel", () => {
       deliveries: 2,
       atMs: T0 + 6000,
     });
-    tasks.observePublished(observed(1, { taskId: "early" }));
-    tasks.observePublished(observed(2, { taskId: "acked" }));
+    observe(tasks, observed(1, { taskId: "early" }));
+    observe(tasks, observed(2, { taskId: "acked" }));
     await settled();
     expect(finished.map((t) => [t.taskId, t.outcome, t.doneMs, t.deliveries])).toEqual([
       ["early", "failed", T0 + 5000, 0],
@@ -186,7 +197,8 @@ describe("TasksModel", () => {
     const { tasks, finished } = setup({ ...SETTINGS, taskTimeoutMs: 10_000 });
     const breaches: string[] = [];
     tasks.on("slaBreach", (t, sla) => breaches.push(`${t.taskId}:${sla}`));
-    tasks.observePublished(
+    observe(
+      tasks,
       observed(1, { taskId: "slow", sla: { ackWithinSeconds: 2, completeWithinMinutes: 0.1 } }, T0 + 1000),
     );
     tasks.tick(T0 + 2000);
@@ -203,7 +215,8 @@ describe("TasksModel", () => {
 
   it("ends a chain when its last task has no follow-up, or when the follow-up did not come within the window", async () => {
     const { tasks, chains, settled } = setup();
-    tasks.observePublished(
+    observe(
+      tasks,
       observed(1, { taskId: "p", onCompletePublishTo: "genbrain.agents.security.tasks" }, T0 + 1000),
     );
     tasks.recordCompletionSignal({ taskId: "p", outcome: "completed", atMs: T0 + 4000 });
@@ -227,8 +240,8 @@ describe("TasksModel", () => {
 
   it("survives a parent_task_id cycle", async () => {
     const { tasks, finished, settled } = setup();
-    tasks.observePublished(observed(1, { taskId: "a", parentTaskId: "b" }));
-    tasks.observePublished(observed(2, { taskId: "b", parentTaskId: "a" }));
+    observe(tasks, observed(1, { taskId: "a", parentTaskId: "b" }));
+    observe(tasks, observed(2, { taskId: "b", parentTaskId: "a" }));
     tasks.recordCompletionSignal({ taskId: "a", outcome: "completed", atMs: T0 + 3000 });
     tasks.recordCompletionSignal({ taskId: "b", outcome: "completed", atMs: T0 + 4000 });
     await settled();
@@ -238,7 +251,7 @@ describe("TasksModel", () => {
   it("keeps at most max-tasks, forgetting the oldest ended first, and restores what was saved", async () => {
     const { tasks, settled } = setup({ ...SETTINGS, maxTasks: 2 });
     for (let i = 1; i <= 3; i++) {
-      tasks.observePublished(observed(i, { taskId: `t${i}` }, Date.now()));
+      observe(tasks, observed(i, { taskId: `t${i}` }, Date.now()));
       tasks.recordCompletionSignal({ taskId: `t${i}`, outcome: "completed", atMs: Date.now() });
     }
     await settled();
@@ -266,14 +279,14 @@ describe("TasksModel", () => {
     js.applyPoll(pollResult(T0, streams, []));
     tasks.noteRead(PARENTS, 2, T0 - 5000, false);
     tasks.noteRead(STREAM, 1, T0 + 1000, true);
-    tasks.observePublished(observed(1, { taskId: "child", parentTaskId: "parent" }), T0 + 1000);
+    observe(tasks, observed(1, { taskId: "child", parentTaskId: "parent" }), T0 + 1000);
     tasks.recordCompletionSignal({ taskId: "child", outcome: "completed", atMs: T0 + 2000 });
     await settled();
     tasks.tick();
     expect(finished).toEqual([]);
     // The parent comes (published before its child): the child is its child, in its trace.
     tasks.noteRead(PARENTS, 3, T0 + 500, false);
-    tasks.observePublished({ ...observed(3, { taskId: "parent" }, T0 + 500), stream: PARENTS }, T0 + 1000);
+    observe(tasks, { ...observed(3, { taskId: "parent" }, T0 + 500), stream: PARENTS }, T0 + 1000);
     tasks.recordCompletionSignal({ taskId: "parent", outcome: "completed", atMs: T0 + 900 });
     await settled();
     tasks.tick();
@@ -293,16 +306,19 @@ describe("TasksModel", () => {
     ];
     js.applyPoll(pollResult(T0, streams, []));
     tasks.noteRead(STREAM, 3, T0 + 3000, true);
-    tasks.observePublished(observed(1, { taskId: "root" }, T0 + 500), T0 + 500);
-    tasks.observePublished(observed(2, { taskId: "parent", parentTaskId: "middle" }, T0 + 2000), T0 + 2000);
-    tasks.observePublished(observed(3, { taskId: "child", parentTaskId: "parent" }, T0 + 3000), T0 + 3000);
+    observe(tasks, observed(1, { taskId: "root" }, T0 + 500), T0 + 500);
+    observe(tasks, observed(2, { taskId: "parent", parentTaskId: "middle" }, T0 + 2000), T0 + 2000);
+    observe(tasks, observed(3, { taskId: "child", parentTaskId: "parent" }, T0 + 3000), T0 + 3000);
     for (const id of ["root", "parent", "child"])
       tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 + 3500 });
     await settled();
     tasks.tick();
-    expect(finished.map((t) => t.taskId)).toEqual(["root"]);
+    // Nothing is exported: the chain waits for its unseen middle, and even root (no link of its
+    // own) waits, since the unread stream may hold a task root was published to follow.
+    expect(finished.map((t) => t.taskId)).toEqual([]);
     tasks.noteRead(MIDDLE, 1, T0 + 1000, true);
-    tasks.observePublished(
+    observe(
+      tasks,
       { ...observed(1, { taskId: "middle", parentTaskId: "root" }, T0 + 1000), stream: MIDDLE },
       T0 + 3600,
     );
@@ -327,7 +343,7 @@ describe("TasksModel", () => {
     js.applyPoll(pollResult(T0, streams, []));
     tasks.noteRead(OTHER, 1, T0 - 100, false);
     tasks.noteRead(STREAM, 1, T0 + 1000, true);
-    tasks.observePublished(observed(1, { taskId: "orphan", parentTaskId: "gone" }), T0 + 1000);
+    observe(tasks, observed(1, { taskId: "orphan", parentTaskId: "gone" }), T0 + 1000);
     tasks.recordCompletionSignal({ taskId: "orphan", outcome: "completed", atMs: T0 + 2000 });
     await settled();
     tasks.tick();
@@ -339,11 +355,78 @@ describe("TasksModel", () => {
     ]);
   });
 
+  it("infers a follow-up's parent when the follow-up is read before it (another stream, read later)", async () => {
+    const { js, tasks, finished, settled } = setup();
+    const CEO = "AGENT_CEO_TASKS";
+    const streams = [
+      streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 1 }),
+      streamState(CEO, { kind: "tasks", role: "ceo", firstSequence: 1, lastSequence: 1 }),
+    ];
+    js.applyPoll(pollResult(T0 - 10_000, streams, []));
+    // Times are in the past: the streams are read after they were written, as they always are.
+    // The follow-up (no link of its own) is read first; the CEO stream is not read yet.
+    observe(tasks, observed(1, { taskId: "follow-up" }, T0 - 4000), T0 - 4000);
+    await settled();
+    tasks.tick();
+    expect(tasks.get("follow-up")?.linkDecided).toBe(false);
+    observe(
+      tasks,
+      {
+        ...observed(1, { taskId: "parent", onCompletePublishTo: SUBJECT }, T0 - 5000),
+        stream: CEO,
+        subject: "genbrain.agents.ceo.tasks",
+        role: "ceo",
+      },
+      T0 - 3900,
+    );
+    tasks.recordCompletionSignal({ taskId: "parent", outcome: "completed", atMs: T0 - 3500 });
+    tasks.recordCompletionSignal({ taskId: "follow-up", outcome: "completed", atMs: T0 - 3000 });
+    await settled();
+    tasks.tick();
+    expect(finished.map((t) => [t.taskId, t.link, t.ids?.traceId])).toEqual([
+      ["parent", undefined, chainTraceId("parent")],
+      ["follow-up", "inferred", chainTraceId("parent")],
+    ]);
+  });
+
+  it("takes a parent whose explicit follow-up was read first out of later inference", async () => {
+    const { js, tasks, finished, settled } = setup();
+    const CEO = "AGENT_CEO_TASKS";
+    const streams = [
+      streamState(STREAM, { kind: "tasks", role: "cto", firstSequence: 1, lastSequence: 2 }),
+      streamState(CEO, { kind: "tasks", role: "ceo", firstSequence: 1, lastSequence: 1 }),
+    ];
+    js.applyPoll(pollResult(T0 - 10_000, streams, []));
+    observe(tasks, observed(1, { taskId: "child", parentTaskId: "parent" }, T0 - 4000), T0 - 4000);
+    observe(
+      tasks,
+      {
+        ...observed(1, { taskId: "parent", onCompletePublishTo: SUBJECT }, T0 - 5000),
+        stream: CEO,
+        subject: "genbrain.agents.ceo.tasks",
+        role: "ceo",
+      },
+      T0 - 3900,
+    );
+    tasks.recordCompletionSignal({ taskId: "parent", outcome: "completed", atMs: T0 - 3500 });
+    // A task with no link, published right after: the parent's follow-up is the child, not this one.
+    observe(tasks, observed(2, { taskId: "unlinked" }, T0 - 3000), T0 - 3000);
+    for (const id of ["child", "unlinked"])
+      tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 - 2000 });
+    await settled();
+    tasks.tick();
+    expect(finished.map((t) => [t.taskId, t.link, t.ids?.traceId])).toEqual([
+      ["parent", undefined, chainTraceId("parent")],
+      ["child", "parent_task_id", chainTraceId("parent")],
+      ["unlinked", undefined, chainTraceId("unlinked")],
+    ]);
+  });
+
   it("keeps an exported span unsent until confirmed, and has a restarted model send it again", async () => {
     const { tasks, finished, settled } = setup();
     tasks.confirmsSpans = true;
     for (const id of ["sent", "unsent"]) {
-      tasks.observePublished(observed(id === "sent" ? 1 : 2, { taskId: id }), T0);
+      observe(tasks, observed(id === "sent" ? 1 : 2, { taskId: id }), T0);
       tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 + 500 });
     }
     await settled();

@@ -19,6 +19,8 @@ export class ChainLinks {
   private readonly byPublishTo = new Map<string, Set<string>>();
   /** Open tasks whose link is not decided yet, by subject (the follow-ups inference may still link). */
   private readonly undecided = new Map<string, Set<string>>();
+  /** Tasks naming a parent by parent_task_id, by that parent (a child may be read before it). */
+  private readonly childrenOf = new Map<string, Set<string>>();
   /** Exported tasks whose chain-end evaluation is still to do. */
   readonly chainPending = new Set<string>();
   /** Usage reported by a chain's exported tasks so far, by its first task (kept in memory only). */
@@ -44,7 +46,17 @@ export class ChainLinks {
       set.add(task.taskId);
     } else if (!task.chainChecked) this.chainPending.add(task.taskId);
     // An explicit link to a known parent on its on_complete subject is that parent's follow-up.
-    if (task.parentTaskId) this.noteFollowUp(task.parentTaskId, task);
+    if (task.parentTaskId) {
+      let children = this.childrenOf.get(task.parentTaskId);
+      if (!children) this.childrenOf.set(task.parentTaskId, (children = new Set()));
+      children.add(task.taskId);
+      this.noteFollowUp(task.parentTaskId, task);
+    }
+    // Its follow-up may have been read first (another stream): it is accounted for, not a candidate.
+    for (const id of this.childrenOf.get(task.taskId) ?? []) {
+      const child = this.store.tasks.get(id);
+      if (child) this.noteFollowUp(task.taskId, child);
+    }
   }
 
   /** A task's span was exported (its ids frozen): its usage counts for its chain. */
@@ -61,6 +73,11 @@ export class ChainLinks {
   /** A task left the store. */
   removed(task: TaskRecord): void {
     this.chainPending.delete(task.taskId);
+    if (task.parentTaskId) {
+      const children = this.childrenOf.get(task.parentTaskId);
+      children?.delete(task.taskId);
+      if (children?.size === 0) this.childrenOf.delete(task.parentTaskId);
+    }
     this.undecided.get(task.subject)?.delete(task.taskId);
     if (task.onCompletePublishTo) {
       const set = this.byPublishTo.get(task.onCompletePublishTo);
@@ -90,14 +107,15 @@ export class ChainLinks {
   }
 
   /**
-   * A task, or one of its ancestors, names a parent (parent_task_id) orgwatch has not seen. That
-   * parent was published before the task naming it, so it may still come from a task stream not
+   * A task, or one of its ancestors, names a parent (parent_task_id) orgwatch has not seen, or has
+   * an ancestor whose inferred link is not decided yet. A parent not seen was published before the
+   * task naming it, so it may still come from a task stream not
    * read that far yet: a reader catching up after a restart, or one started later. The span waits
    * (fixing its ids now would take the parent as the chain's first task and put the chain in two
    * traces) until every task stream has been read through that publication, or for
    * chains.task-timeout at most.
    */
-  parentMayStillBeRead(task: TaskRecord, nowMs: number): boolean {
+  parentMayStillBeRead(task: TaskRecord, nowMs: number, readThroughMs: number): boolean {
     let t = task;
     for (let depth = 0; depth < MAX_DEPTH; depth++) {
       // Ids fixed, or a trace joined from traceparent: what is above does not change them.
@@ -105,34 +123,81 @@ export class ChainLinks {
       const parentId = t.parentTaskId ?? t.inferredParentId;
       if (parentId === undefined) return false;
       const parent = this.store.tasks.get(parentId);
-      if (!parent)
-        return nowMs - t.publishedMs <= this.settings.taskTimeoutMs && !this.readThrough(t.publishedMs);
+      if (!parent) return this.mayStillBeRead(t, nowMs, readThroughMs);
       if (parent === task) return false; // a cycle
+      // An ancestor still deciding its own inferred parent: the chain's first task may change.
+      if (!parent.linkDecided && !parent.ids) return true;
       t = parent;
     }
     return false;
   }
 
-  /** Every task stream has been read through what was stored before `ms` (stored time). */
-  private readThrough(ms: number): boolean {
-    if (!this.jetstream) return true;
-    const poll = this.jetstream.current;
-    if (!poll) return false; // which task streams there are is not known yet
-    for (const stream of poll.streams.values()) {
-      if (stream.kind !== "tasks") continue;
-      const p = this.store.progress.get(stream.name);
-      // A message stored at or after `ms` was read: so was everything before it.
-      if (p && p.throughMs >= ms) continue;
-      // Nothing was left to read at a moment after `ms`.
-      if (p?.atEnd && p.readAtMs >= ms) continue;
-      // A poll after `ms` saw the stream end where this process's reading is.
-      if (poll.at >= ms && (this.store.cursor(stream.name) ?? 0) >= stream.lastSequence) continue;
-      return false;
-    }
-    return true;
+  /**
+   * The latest publication a settle found waiting for the task streams to be read through it: the
+   * task observer confirms idle streams are read to their end (stream info), which lets it decide.
+   */
+  waitingForReadThroughMs: number | undefined;
+
+  /** Something published before `task` may still come from a task stream not read that far yet. */
+  private mayStillBeRead(task: TaskRecord, nowMs: number, readThroughMs: number): boolean {
+    const waits = nowMs - task.publishedMs <= this.settings.taskTimeoutMs && readThroughMs < task.publishedMs;
+    if (waits) this.waitingForReadThroughMs = Math.max(this.waitingForReadThroughMs ?? 0, task.publishedMs);
+    return waits;
   }
 
-  decideInference(task: TaskRecord, nowMs: number, final: boolean): void {
+  /**
+   * The stored time through which every task stream has been read: all messages stored before it
+   * have been seen by this process. One figure per settle (it is the same for every task).
+   */
+  readThroughMs(): number {
+    if (!this.jetstream) return Infinity;
+    const poll = this.jetstream.current;
+    if (!poll) return -Infinity; // which task streams there are is not known yet
+    let through = Infinity;
+    for (const name of this.taskStreams()) through = Math.min(through, this.streamReadThroughMs(name));
+    return through;
+  }
+
+  /**
+   * Task streams not read through `ms` yet that are read to their end as far as this process knows
+   * (the ones whose end the observer may confirm; one still being read gets there by reading).
+   */
+  readBehind(ms: number): string[] {
+    return this.taskStreams().filter(
+      (name) => this.store.progress.get(name)?.atEnd !== false && this.streamReadThroughMs(name) < ms,
+    );
+  }
+
+  private taskStreams(): string[] {
+    const poll = this.jetstream?.current;
+    if (!poll) return [];
+    return [...poll.streams.values()].filter((s) => s.kind === "tasks").map((s) => s.name);
+  }
+
+  private streamReadThroughMs(name: string): number {
+    const poll = this.jetstream?.current;
+    const p = this.store.progress.get(name);
+    let through = -Infinity;
+    // A message stored at a time was read: so was everything before it.
+    if (p) through = p.throughMs;
+    // Nothing was left to read at a moment after it.
+    if (p?.atEnd) through = Math.max(through, p.readAtMs);
+    // A poll saw the stream end where this process's reading is.
+    const stream = poll?.streams.get(name);
+    if (poll && stream && (this.store.cursor(name) ?? 0) >= stream.lastSequence)
+      through = Math.max(through, poll.at);
+    return through;
+  }
+
+  /**
+   * Decides an unlinked task's inferred parent, or leaves it for later. Its parent was published
+   * before it, on another task stream, read independently: until every task stream has been read
+   * through the task's publication, a parent may still be missing from the candidates (a follow-up
+   * read before its parent would otherwise start a chain of its own), so the decision waits — for
+   * chains.task-timeout at most.
+   */
+  decideInference(task: TaskRecord, nowMs: number, final: boolean, readThroughMs: number): void {
+    if (this.mayStillBeRead(task, nowMs, readThroughMs)) return;
     const ids = this.byPublishTo.get(task.subject);
     const candidates: InferenceCandidate[] = [];
     for (const id of ids ?? []) {

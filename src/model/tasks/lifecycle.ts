@@ -304,6 +304,20 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     this.store.noteRead(stream, seq, storedMs, atEnd);
   }
 
+  /**
+   * Task streams not yet read through a task that waits for it (its inferred parent, or an unseen
+   * parent, may still come from them). The task observer asks them for their end.
+   */
+  streamsToConfirm(): string[] {
+    const ms = this.links.waitingForReadThroughMs;
+    return ms === undefined ? [] : this.links.readBehind(ms);
+  }
+
+  /** A task stream's last sequence, asked at `askedAtMs` (see streamsToConfirm). */
+  noteStreamEnd(stream: string, lastSequence: number, askedAtMs: number): void {
+    this.store.noteReadToEnd(stream, lastSequence, askedAtMs);
+  }
+
   /** The reader of a task stream stopped: what it read says nothing about the next one. */
   readerStopped(stream: string): void {
     this.store.progress.delete(stream);
@@ -715,6 +729,8 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       .map((id) => this.store.tasks.get(id))
       .filter((t): t is TaskRecord => t !== undefined && !t.exported);
     open.sort((a, b) => a.publishedMs - b.publishedMs || a.streamSequence - b.streamSequence);
+    const readThroughMs = open.length > 0 ? this.links.readThroughMs() : Infinity;
+    if (full) this.links.waitingForReadThroughMs = undefined;
     for (const task of open) {
       if (task.doneMs === undefined && nowMs - task.publishedMs > this.settings.taskTimeoutMs) {
         this.end(task, "timeout", task.publishedMs + this.settings.taskTimeoutMs);
@@ -726,12 +742,13 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
           this.emit("slaBreach", task, kind);
         }
       }
-      if (!task.linkDecided) this.links.decideInference(task, nowMs, task.doneMs !== undefined);
+      if (!task.linkDecided)
+        this.links.decideInference(task, nowMs, task.doneMs !== undefined, readThroughMs);
     }
     // Export in publication order: a parent ended in the same poll as its child goes first.
     for (const task of open) {
       if (task.doneMs === undefined || task.exported || !task.linkDecided) continue;
-      if (this.links.parentMayStillBeRead(task, nowMs)) continue;
+      if (this.links.parentMayStillBeRead(task, nowMs, readThroughMs)) continue;
       task.ids = this.links.resolveIds(task, true, 0);
       task.exported = true;
       task.spanSent = !this.confirmsSpans;

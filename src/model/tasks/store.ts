@@ -65,6 +65,20 @@ export class TaskStore {
     }
   }
 
+  /**
+   * The stream's last sequence, asked at `askedAtMs`: when this process has read up to it, every
+   * message stored before that moment has been read.
+   */
+  noteReadToEnd(stream: string, lastSequence: number, askedAtMs: number): void {
+    if ((this.cursor(stream) ?? 0) < lastSequence) return;
+    const p = this.progress.get(stream);
+    this.progress.set(stream, {
+      throughMs: p?.throughMs ?? 0,
+      atEnd: true,
+      readAtMs: Math.max(p?.atEnd ? p.readAtMs : 0, askedAtMs),
+    });
+  }
+
   whenSaved(): Promise<void> {
     if (!this.persisted) return Promise.resolve();
     return new Promise((resolve) => this.saveWaiters.push(resolve));
