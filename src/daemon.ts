@@ -30,6 +30,7 @@ import { startApiAudit } from "./sources/api-audit.js";
 import { startUnrouted } from "./sources/unrouted.js";
 import { startFindings } from "./sources/findings.js";
 import { createSourceContext, type RunningSource } from "./sources/source.js";
+import { startLease } from "./pair/lease.js";
 
 export interface DaemonOptions {
   log?: Logger;
@@ -80,6 +81,15 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     const ctx = await createSourceContext(nc, config, org, log);
     if (stopping) return;
     desk = await DeadLetterDesk.open(nc, config);
+    // First, so that it stops last: the chain state is written (by the holder) before it is given up.
+    sources.push(
+      startLease(
+        nc,
+        org.lease,
+        { ttlMs: config["pair.lease-ttl"], replicas: config["own-streams.replicas"] },
+        log,
+      ),
+    );
     // Sources that subscribe come first, so nothing published during the first poll is missed.
     sources.push(await startAgentStatus(ctx));
     sources.push(await startOrgEvents(ctx));
@@ -107,6 +117,9 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     },
     async stop() {
       stopping = true;
+      // The spans recorded so far leave while this process still holds the lease (confirmed, so
+      // that the chain state written on the way out says so and the other replica does not resend).
+      await traces.flush();
       for (const source of sources.reverse()) await source.stop().catch(() => undefined);
       await traces.shutdown();
       await link.close();

@@ -138,6 +138,17 @@ function validate(c: Config): void {
   if (c["labels.max-values"] < 1) throw new ConfigError("--labels.max-values", "must be at least 1");
   if (c["own-streams.replicas"] < 1 || c["own-streams.replicas"] > 5)
     throw new ConfigError("--own-streams.replicas", "must be between 1 and 5 (JetStream's limit)");
+  if (c["pair.replica"] !== "" && !/^[A-Za-z0-9_-]{1,64}$/.test(c["pair.replica"]))
+    throw new ConfigError(
+      "--pair.replica",
+      "letters, digits, - and _ only (it names a NATS consumer), 1-64 of them",
+    );
+  if (c["pair.replica"] !== "" && c["advisories.retention"] === "workqueue")
+    throw new ConfigError(
+      "--pair.replica",
+      "a named replica reads advisories through a consumer of its own, which a workqueue advisory stream refuses; use --advisories.retention limits",
+    );
+  if (c["pair.lease-ttl"] < 1000) throw new ConfigError("--pair.lease-ttl", "must be at least 1s");
   if (c.pace < 1 || c.pace > 6000) throw new ConfigError("--pace", "must be between 1 and 6000");
   try {
     exportFilterOf(c);

@@ -233,6 +233,22 @@ export const SETTINGS = [
     default: "1",
   },
 
+  // A pair
+  {
+    key: "pair.replica",
+    type: "string",
+    description:
+      "this orgwatch's name in a pair (e.g. its pod's name in a StatefulSet): it gets an advisory consumer of its own, so that each replica sees every advisory; empty: one orgwatch (replicas left unnamed share one consumer and each sees a share)",
+    default: "",
+  },
+  {
+    key: "pair.lease-ttl",
+    type: "duration",
+    description:
+      "TTL of the lease (KV bucket orgwatch_leases) whose holder exports spans and writes chain state: renewed every ttl/4, given up when not renewed for ttl/2; it moves to the other replica within about a TTL of the holder's death. Applied when the bucket is created",
+    default: "10s",
+  },
+
   // Tasks and chains
   {
     key: "chains.infer-window",

@@ -48,6 +48,8 @@ import { chainSpanId, taskSpanId } from "../logic/task-trace.js";
 import { VERSION } from "../version.js";
 
 export interface TraceExporter {
+  /** Sends what is recorded now (while this process still holds the lease). */
+  flush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
@@ -66,15 +68,31 @@ class ConfirmingExporter implements SpanExporter {
   constructor(
     private readonly inner: SpanExporter,
     private readonly sent: (taskId: string) => void,
+    private readonly holding: () => boolean,
+    /** Tasks whose span is recorded and whose export has no result yet (not recorded again). */
+    private readonly inFlight: Set<string>,
   ) {}
 
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    const settle = (result: ExportResult) => {
+      for (const span of spans) {
+        const id = taskIdOf(span);
+        if (id === undefined) continue;
+        this.inFlight.delete(id);
+        if (result.code === ExportResultCode.SUCCESS) this.sent(id);
+      }
+    };
+    // Recorded while this process held the lease, but the lease is lost since: the new holder
+    // sends them (they are not confirmed), so they are dropped here rather than sent twice.
+    if (!this.holding()) {
+      for (const span of spans) {
+        const id = taskIdOf(span);
+        if (id !== undefined) this.inFlight.delete(id);
+      }
+      return done({ code: ExportResultCode.SUCCESS });
+    }
     this.inner.export(spans, (result) => {
-      if (result.code === ExportResultCode.SUCCESS)
-        for (const span of spans) {
-          const id = taskIdOf(span);
-          if (id !== undefined) this.sent(id);
-        }
+      settle(result);
       done(result);
     });
   }
@@ -290,12 +308,14 @@ export function startTraceExporter(
 ): TraceExporter {
   if (exporter === undefined && getBooleanFromEnv("OTEL_SDK_DISABLED")) {
     log.info("OTEL_SDK_DISABLED: no traces exported");
-    return { shutdown: async () => undefined };
+    return { flush: async () => undefined, shutdown: async () => undefined };
   }
   const confirm = (taskId: string) => org.tasks.confirmSpanSent(taskId);
-  const confirming = (inner: SpanExporter) => new ConfirmingExporter(inner, confirm);
+  const holding = () => org.lease.held;
+  const inFlight = new Set<string>();
+  const confirming = (inner: SpanExporter) => new ConfirmingExporter(inner, confirm, holding, inFlight);
   const exporters = exporter ? [exporter] : exportersFromEnv(log);
-  if (exporters.length === 0) return { shutdown: async () => undefined };
+  if (exporters.length === 0) return { flush: async () => undefined, shutdown: async () => undefined };
   const processors: SpanProcessor[] = exporters.map((e) =>
     // As the SDK: the console printed at once, everything else batched by OTEL_BSP_*.
     e === exporter || e instanceof ConsoleSpanExporter
@@ -330,17 +350,22 @@ export function startTraceExporter(
   );
 
   const onFinished = (task: TaskRecord) => {
+    // Not the lease holder: the holder exports it; this replica sends it if it takes over first.
+    // Recorded already, its export not settled (a replica taking over resends all it has not seen sent).
+    if (!holding() || inFlight.has(task.taskId)) return;
     if (!task.ids) {
       confirm(task.taskId); // nothing to send
       return;
     }
     try {
-      if (!recordTaskSpan(tracer, ids, task)) confirm(task.taskId); // not sampled: nothing to send
+      if (recordTaskSpan(tracer, ids, task)) inFlight.add(task.taskId);
+      else confirm(task.taskId); // not sampled: nothing to send
     } catch (err) {
       log.warn({ err: (err as Error).message }, "span not exported");
     }
   };
   const onChainFinished = (chain: ChainSummary) => {
+    if (!holding()) return;
     try {
       recordChainSpan(tracer, ids, chain);
     } catch (err) {
@@ -351,6 +376,11 @@ export function startTraceExporter(
   org.tasks.on("resend", onFinished);
   org.tasks.on("chainFinished", onChainFinished);
   return {
+    async flush() {
+      await Promise.all(processors.map((p) => p.forceFlush())).catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, "trace export flush"),
+      );
+    },
     async shutdown() {
       org.tasks.off("finished", onFinished);
       org.tasks.off("resend", onFinished);

@@ -13,6 +13,7 @@ import { HistoryModel, type FeedItem } from "./history.js";
 const MAX_STATUS_ITEMS_PER_POLL = 10;
 import { JetStreamModel, type PollResult } from "./jetstream.js";
 import { lagOf, type ConsumerStatus } from "../logic/consumer-status.js";
+import { CHAINS_LEASE, LeaseModel, leaseHolderId } from "./lease.js";
 import { LostWorkModel } from "./lost-work.js";
 import { TasksModel } from "./tasks/index.js";
 import { UnroutedModel } from "./unrouted.js";
@@ -31,10 +32,13 @@ export class Organization {
   readonly deadLetters = new DeadLettersModel();
   readonly tasks: TasksModel;
   readonly findings = new FindingsModel();
+  /** The lease over span export and chain state (one orgwatch of a pair holds it). */
+  readonly lease: LeaseModel;
   /** The console's memory: lag over the last hour and what just happened. */
   readonly history = new HistoryModel();
 
   constructor(readonly config: Config) {
+    this.lease = new LeaseModel(CHAINS_LEASE, leaseHolderId(config["pair.replica"]));
     this.agents = new AgentsModel(config.roles, this.jetstream);
     this.tasks = new TasksModel(
       {

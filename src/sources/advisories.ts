@@ -39,6 +39,14 @@ import { isOwnStream, type RunningSource, type SourceContext } from "./source.js
 /** orgwatch's durable consumer on its advisory stream (instances sharing a server share the work). */
 export const ADVISORY_CONSUMER = "orgwatch";
 
+/**
+ * The advisory consumer of a replica: a named replica of a pair has its own, so that each sees every
+ * advisory (both models whole; dead letters are still routed once, by the ledger and message ids).
+ */
+export function advisoryConsumerName(replica: string): string {
+  return replica === "" ? ADVISORY_CONSUMER : `${ADVISORY_CONSUMER}_${replica}`;
+}
+
 const BATCH = 128;
 const MAX_ACK_PENDING = 32 * BATCH;
 /** Advisories held back unacknowledged at most (their tasks not read yet; see hold()). */
@@ -53,6 +61,7 @@ const nanos = (ms: number) => Math.round(ms * 1_000_000);
 export async function startAdvisories(ctx: SourceContext): Promise<RunningSource> {
   const { nc, js, jsm, config, org, log } = ctx;
   const streamName = config["advisories.stream"];
+  const consumerName = advisoryConsumerName(config["pair.replica"]);
   const route = config["deadletter.route"];
   const deadLetterSubject = config["deadletter.subject"] ?? `${config["subject-prefix"]}.org.deadletter`;
   const ackSamples = config["advisories.ack-samples"];
@@ -333,7 +342,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
   async function ensureConsumer(): Promise<void> {
     const ackWait = nanos(config["advisories.ack-wait"]);
     const cfg: Partial<ConsumerConfig> = {
-      durable_name: ADVISORY_CONSUMER,
+      durable_name: consumerName,
       description: "orgwatch: dead-letter routing and delivery metrics",
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
@@ -342,9 +351,9 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
       max_ack_pending: MAX_ACK_PENDING,
     };
     try {
-      const ci = await jsm.consumers.info(streamName, ADVISORY_CONSUMER);
+      const ci = await jsm.consumers.info(streamName, consumerName);
       if (ci.config.ack_wait !== ackWait || (ci.config.max_ack_pending ?? 0) < MAX_ACK_PENDING)
-        await jsm.consumers.update(streamName, ADVISORY_CONSUMER, {
+        await jsm.consumers.update(streamName, consumerName, {
           ack_wait: ackWait,
           max_ack_pending: MAX_ACK_PENDING,
         });
@@ -385,7 +394,7 @@ export async function startAdvisories(ctx: SourceContext): Promise<RunningSource
 
   /** Pulls and handles advisories until stopped; `healthy` is called after each batch handled in full. */
   async function consumeBatches(healthy: () => void): Promise<void> {
-    const consumer = await js.consumers.get(streamName, ADVISORY_CONSUMER);
+    const consumer = await js.consumers.get(streamName, consumerName);
     while (!stopped) {
       const batch = await consumer.fetch({ max_messages: BATCH, expires: FETCH_EXPIRES_MS });
       stopFetch = () => batch.stop();

@@ -6,9 +6,10 @@
 // messages rather than losing them (a restarted orgwatch that lost a parent's record would put the
 // rest of its chain in another trace).
 import { createHash } from "node:crypto";
-import { Kvm, type KV } from "@nats-io/kv";
+import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
 import type { Logger } from "../log.js";
 import type { ExporterHealth } from "../model/exporter-health.js";
+import type { LeaseModel } from "../model/lease.js";
 import type { ConsumerLedger, LostWorkModel, StreamLedger } from "../model/lost-work.js";
 import type { TaskRecord, TasksModel } from "../model/tasks/index.js";
 import type { SourceContext } from "./source.js";
@@ -20,6 +21,9 @@ const LOAD_TIMEOUT_MS = 30_000;
  * what they wait to acknowledge is delivered again, which is what an unsaved state needs).
  */
 const MAX_WAITERS = 10_000;
+
+/** Task records read at once when a replica takes the lease over. */
+const READ_BATCH = 64;
 
 /** KV keys allow few characters: ids that are not plain tokens are hashed. */
 function keyPart(value: string): string {
@@ -84,6 +88,8 @@ export interface PersistedModels {
   readonly tasks: TasksModel;
   readonly lostWork: LostWorkModel;
   readonly health: ExporterHealth;
+  /** Only the lease holder writes (DESIGN.md §10); the other replica's changes are let go. */
+  readonly lease: LeaseModel;
 }
 
 export interface ChainStore {
@@ -95,6 +101,13 @@ export interface ChainStore {
    * lost-work state names (the task model ends them from it), never a loss counted twice.
    */
   flush(models: PersistedModels): Promise<boolean>;
+  /** Of these tasks, the ones whose span the stored record says was sent (by the lease holder). */
+  sentSpans(taskIds: readonly string[]): Promise<Set<string>>;
+  /**
+   * Calls `sent` for each task record written from now on that says its span was sent: the other
+   * replica's span exports, followed while this one does not hold the lease. Stopped by the result.
+   */
+  watchSentSpans(sent: (taskId: string) => void): Promise<() => void>;
 }
 
 export async function openChainStore(ctx: SourceContext): Promise<ChainStore | undefined> {
@@ -170,6 +183,39 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   }
 
   return {
+    async sentSpans(taskIds) {
+      const sent = new Set<string>();
+      for (let i = 0; i < taskIds.length; i += READ_BATCH) {
+        const batch = taskIds.slice(i, i + READ_BATCH);
+        const entries = await Promise.all(batch.map((id) => kv.get(taskKey(id)).catch(() => null)));
+        entries.forEach((entry, j) => {
+          if (entry?.operation !== "PUT") return;
+          try {
+            const value: unknown = entry.json();
+            if (isTaskRecord(value) && value.spanSent === true) sent.add(batch[j]!);
+          } catch {
+            // unreadable: not known to be sent, so it is sent
+          }
+        });
+      }
+      return sent;
+    },
+
+    async watchSentSpans(sent) {
+      const watch = await kv.watch({ key: "t.>", include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
+      void (async () => {
+        for await (const entry of watch) {
+          try {
+            const value: unknown = entry.json();
+            if (isTaskRecord(value) && value.spanSent === true) sent(value.taskId);
+          } catch {
+            // unreadable: not known to be sent
+          }
+        }
+      })().catch((err: unknown) => log.debug({ err: (err as Error).message }, "span-sent watch ended"));
+      return () => watch.stop();
+    },
+
     async load({ tasks, lostWork }) {
       const status = await kv.status();
       if (status.values === 0) return { tasks: 0, cursors: 0, consumers: 0 };
@@ -207,8 +253,21 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       return { tasks: records.length, cursors: cursors.length, consumers: consumers.length };
     },
 
-    async flush({ tasks, lostWork, health }) {
+    async flush({ tasks, lostWork, health, lease }) {
       const takenAt = Date.now();
+      if (!lease.held) {
+        // The holder writes the pair's state; this replica's changes are let go (it writes its
+        // whole state when it takes over), and what waits for a save goes on as if saved.
+        const lost = lostWork.takeDirty();
+        const dirty = tasks.takeDirty();
+        pendingTasks.clear();
+        pendingCursors.clear();
+        pendingLedgers.clear();
+        for (const done of [...ledgersSaved.splice(0), lost.saved]) done();
+        for (const resolve of [...waiters.splice(0), ...dirty.saved]) resolve();
+        health.lastStateSavedMs = takenAt;
+        return true;
+      }
       const lost = lostWork.takeDirty();
       for (const l of lost.snapshot.consumers) pendingLedgers.set(consumerLedgerKey(l.stream, l.consumer), l);
       for (const s of lost.snapshot.streams) pendingLedgers.set(streamLedgerKey(s.stream), s);

@@ -184,6 +184,64 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     }
   }
 
+  // A pair (DESIGN.md §10): the lease holder writes chain state and exports spans. The other
+  // replica keeps its model warm from the same streams and follows the holder's span exports, so
+  // that taking over sends only what the holder did not.
+  const lease = org.lease;
+  let stopWatch: (() => void) | undefined;
+  const followHolder = () => {
+    if (!store || stopped || lease.held || stopWatch) return;
+    void store
+      .watchSentSpans((taskId) => tasks.confirmSpanSent(taskId))
+      .then(
+        (stop) => {
+          if (lease.held || stopped) stop();
+          else stopWatch = stop;
+        },
+        (err: unknown) =>
+          log.warn({ err: (err as Error).message }, "the lease holder's span exports not followed"),
+      );
+  };
+  const onLost = () => followHolder();
+  const onAcquired = () => {
+    stopWatch?.();
+    stopWatch = undefined;
+    void (async () => {
+      const unsent = tasks.unsentSpans();
+      const sent = await (store ? store.sentSpans(unsent) : Promise.resolve(new Set<string>())).catch(
+        (err: unknown) => {
+          // Not known which were sent: all are (a duplicate span rather than a lost one).
+          log.warn(
+            { err: (err as Error).message },
+            "the last holder's sent spans not read; all unsent are sent",
+          );
+          return new Set<string>();
+        },
+      );
+      if (!lease.held || stopped) return;
+      tasks.takeOver(sent);
+      if (unsent.length > 0)
+        log.info(
+          { unsent: unsent.length, sentByHolder: sent.size },
+          "took over: spans not seen sent are sent",
+        );
+      await store?.flush(org);
+    })();
+  };
+  /** A sent span is saved soon, so that a replica taking over does not send it again. */
+  let flushSoon: NodeJS.Immediate | undefined;
+  const onSpanSent = () => {
+    flushSoon ??= setImmediate(() => {
+      flushSoon = undefined;
+      void store?.flush(org);
+    });
+  };
+  lease.on("acquired", onAcquired);
+  lease.on("lost", onLost);
+  tasks.on("spanSent", onSpanSent);
+  if (lease.held) onAcquired();
+  else followHolder();
+
   const timer = setInterval(() => {
     tasks.tick();
     void store?.flush(org);
@@ -196,6 +254,10 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       stopped = true;
       clearInterval(timer);
       org.jetstream.off("polled", onPolled);
+      lease.off("acquired", onAcquired);
+      lease.off("lost", onLost);
+      tasks.off("spanSent", onSpanSent);
+      stopWatch?.();
       for (const reader of readers.values()) reader.stop();
       readers.clear();
       tasks.tick();

@@ -24,6 +24,25 @@ export function registerExporterHealthMetrics(metrics: MetricsRegistry, org: Org
       this.set(health.natsConnected ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "orgwatch_lease_held",
+    help: "1 while this orgwatch holds the lease (it exports spans and writes chain state); a pair has exactly one",
+    labelNames: ["lease"],
+    registers,
+    collect() {
+      this.set({ lease: org.lease.name }, org.lease.held ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: "orgwatch_lease_acquisitions_total",
+    help: "Times this orgwatch acquired the lease since start",
+    labelNames: ["lease"],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ lease: org.lease.name }, org.lease.acquisitions);
+    },
+  });
   new Counter({
     name: "orgwatch_nats_reconnects_total",
     help: "Reconnections to NATS since start",

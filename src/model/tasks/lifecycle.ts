@@ -264,6 +264,25 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     for (const task of unsent) if (this.store.tasks.has(task.taskId)) this.emit("resend", task);
   }
 
+  /**
+   * This replica took the lease over: its whole state is written (the holder's writes stopped), and
+   * the spans it has not seen sent, by itself or by the last holder (`sentElsewhere`), are sent.
+   */
+  takeOver(sentElsewhere: ReadonlySet<string>): void {
+    for (const id of sentElsewhere) this.confirmSpanSent(id);
+    this.store.markAllDirty();
+    for (const task of [...this.store.tasks.values()])
+      if (task.exported && task.spanSent === false) this.emit("resend", task);
+  }
+
+  /** Ended tasks whose span is not known to be sent (what a replica taking over may have to send). */
+  unsentSpans(): string[] {
+    const ids: string[] = [];
+    for (const task of this.store.tasks.values())
+      if (task.exported && task.spanSent === false) ids.push(task.taskId);
+    return ids;
+  }
+
   /** The trace exporter sent the span of an exported task. */
   confirmSpanSent(taskId: string): void {
     const task = this.store.tasks.get(taskId);
@@ -272,6 +291,7 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     // Its events are not needed any more (memory, persisted size).
     task.events = [];
     this.store.markDirty(task);
+    this.emit("spanSent", task);
   }
 
   /**

@@ -159,8 +159,13 @@ export interface TaskEvents {
   slaBreach: [task: TaskRecord, sla: SlaKind];
   /** The task ended and its span ids are frozen: export it. */
   finished: [task: TaskRecord];
-  /** Restored at start: exported by an earlier orgwatch whose span may not have been sent. Send it again. */
+  /**
+   * Restored at start, or held by a replica that took the lease over: exported by an earlier
+   * orgwatch whose span may not have been sent. Send it again.
+   */
   resend: [task: TaskRecord];
+  /** Its span was sent (saved at once: the other replica of a pair must not send it again). */
+  spanSent: [task: TaskRecord];
   chainFinished: [chain: ChainSummary];
   /** A completed task's on_complete next step broke: its target is stored by no stream, or it never came. */
   linkBroken: [task: TaskRecord, reason: "unrouted_target" | "next_missing"];

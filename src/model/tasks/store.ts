@@ -32,6 +32,12 @@ export class TaskStore {
     this.touched.add(task.taskId);
   }
 
+  /** Everything is to be written again (a replica that took over writes its whole state). */
+  markAllDirty(): void {
+    for (const id of this.tasks.keys()) this.dirty.add(id);
+    for (const stream of this.cursors.keys()) this.dirtyCursors.add(stream);
+  }
+
   cursor(stream: string): number | undefined {
     return this.cursors.get(stream);
   }

@@ -1,0 +1,57 @@
+// Whether this orgwatch holds the lease that makes its side effects the pair's: exporting spans and
+// writing chain state (DESIGN.md §10). Written by the lease keeper (src/pair/lease.ts), read by the
+// trace exporter, the chain store and the metrics. A single orgwatch holds it too.
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+
+/** The lease over span export and chain state. */
+export const CHAINS_LEASE = "chains";
+
+/** This process's id in a lease: its replica name (else its host) and its process id. */
+export function leaseHolderId(replica: string): string {
+  return `${replica || hostname()}:${process.pid}`;
+}
+
+export interface LeaseEvents {
+  /** This process now holds the lease (after the follower's reconciliation may run). */
+  acquired: [];
+  /** This process no longer holds it: it stopped acting before another could win it. */
+  lost: [reason: string];
+}
+
+export class LeaseModel extends EventEmitter<LeaseEvents> {
+  held = false;
+  /** Who holds it, as last read (this process's own holder id when held). */
+  holder: string | undefined;
+  /** Times this process acquired the lease. */
+  acquisitions = 0;
+
+  constructor(
+    /** The lease's key in the bucket (the metric's `lease` label). */
+    readonly name: string,
+    /** This process's id in the lease's value: the replica name (or host) and process id. */
+    readonly self: string,
+  ) {
+    super();
+  }
+
+  acquire(): void {
+    if (this.held) return;
+    this.held = true;
+    this.holder = this.self;
+    this.acquisitions++;
+    this.emit("acquired");
+  }
+
+  lose(reason: string): void {
+    if (!this.held) return;
+    this.held = false;
+    this.holder = undefined;
+    this.emit("lost", reason);
+  }
+
+  /** Someone else holds it (or nobody: undefined). */
+  seen(holder: string | undefined): void {
+    if (!this.held) this.holder = holder;
+  }
+}
