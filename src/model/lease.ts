@@ -20,7 +20,12 @@ export interface LeaseEvents {
 }
 
 export class LeaseModel extends EventEmitter<LeaseEvents> {
-  held = false;
+  private holding = false;
+  /**
+   * Until when the last renewal counts. Read on every check, not only by the keeper's timer: a
+   * process paused past it (SIGSTOP, a long stall) finds it has lost the lease before it acts.
+   */
+  private validUntilMs = 0;
   /** Who holds it, as last read (this process's own holder id when held). */
   holder: string | undefined;
   /** Times this process acquired the lease. */
@@ -35,23 +40,35 @@ export class LeaseModel extends EventEmitter<LeaseEvents> {
     super();
   }
 
-  acquire(): void {
-    if (this.held) return;
-    this.held = true;
+  /** Whether this process holds the lease now (and may act on it). */
+  get held(): boolean {
+    return this.holding && Date.now() < this.validUntilMs;
+  }
+
+  acquire(validUntilMs: number): void {
+    this.validUntilMs = validUntilMs;
+    if (this.holding) return;
+    this.holding = true;
     this.holder = this.self;
     this.acquisitions++;
     this.emit("acquired");
   }
 
+  /** A renewal succeeded: it counts until `validUntilMs`. */
+  renewed(validUntilMs: number): void {
+    this.validUntilMs = validUntilMs;
+  }
+
   lose(reason: string): void {
-    if (!this.held) return;
-    this.held = false;
+    if (!this.holding) return;
+    this.holding = false;
+    this.validUntilMs = 0;
     this.holder = undefined;
     this.emit("lost", reason);
   }
 
   /** Someone else holds it (or nobody: undefined). */
   seen(holder: string | undefined): void {
-    if (!this.held) this.holder = holder;
+    if (!this.holding) this.holder = holder;
   }
 }

@@ -68,9 +68,11 @@ export function startLease(
   /** Stands down when no renewal succeeded in time, whatever the requests in flight do. */
   let expiry: NodeJS.Timeout | undefined;
 
+  let holding = false;
   const lose = (reason: string) => {
     clearTimeout(expiry);
-    if (!lease.held) return;
+    if (!holding) return;
+    holding = false;
     lease.lose(reason);
     log.warn(
       { lease: lease.name, reason },
@@ -78,6 +80,7 @@ export function startLease(
     );
   };
   const renewedAt = (sentMs: number) => {
+    lease.renewed(sentMs + validMs);
     clearTimeout(expiry);
     expiry = setTimeout(
       () => lose("no renewal succeeded in time"),
@@ -89,9 +92,11 @@ export function startLease(
   async function step(): Promise<void> {
     kv ??= await openBucket(nc, options);
     const sentMs = Date.now();
-    if (lease.held) {
+    if (holding) {
       try {
         revision = await kv.update(lease.name, value(), revision, validMs);
+        // Sent too late to count (this process was paused): given up, whatever the update did.
+        if (!lease.held) return lose("paused past the lease's renewal");
         renewedAt(sentMs);
       } catch (err) {
         lose(`renewal failed: ${(err as Error).message}`);
@@ -114,8 +119,9 @@ export function startLease(
       await kv.delete(lease.name, { previousSeq: revision }).catch(() => undefined);
       return;
     }
+    holding = true;
+    lease.acquire(sentMs + validMs);
     renewedAt(sentMs);
-    lease.acquire();
     log.info({ lease: lease.name, holder: lease.self, ttlMs: options.ttlMs }, "lease acquired");
   }
 
@@ -128,7 +134,7 @@ export function startLease(
       })
       .finally(() => {
         if (stopped) return;
-        timer = setTimeout(loop, lease.held ? renewMs : tryMs);
+        timer = setTimeout(loop, holding ? renewMs : tryMs);
         timer.unref();
       });
   };
@@ -138,7 +144,7 @@ export function startLease(
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      const held = lease.held;
+      const held = holding;
       lose("stopping");
       // Given up at once, so that the other takes over at its next try rather than after the TTL.
       if (held && kv)

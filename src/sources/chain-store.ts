@@ -22,8 +22,9 @@ const LOAD_TIMEOUT_MS = 30_000;
  */
 const MAX_WAITERS = 10_000;
 
-/** Task records read at once when a replica takes the lease over. */
+/** Task records read at once when a replica takes the lease over, and written at once. */
 const READ_BATCH = 64;
+const WRITE_BATCH = 64;
 
 /** KV keys allow few characters: ids that are not plain tokens are hashed. */
 function keyPart(value: string): string {
@@ -162,9 +163,17 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
         ledgers.delete(key);
       }
       for (const done of ledgerCallbacks.splice(0)) done();
-      for (const [id, record] of records) {
-        await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
-        records.delete(id);
+      // Records in parallel batches (their order does not matter, only that they precede the read
+      // positions): a sent span is on record soon, for the other replica of a pair.
+      const entries = [...records];
+      for (let i = 0; i < entries.length; i += WRITE_BATCH) {
+        const batch = entries.slice(i, i + WRITE_BATCH);
+        await Promise.all(
+          batch.map(async ([id, record]) => {
+            await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
+            records.delete(id);
+          }),
+        );
       }
       for (const [stream, seq] of cursors) {
         await kv.put(cursorKey(stream), encoder.encode(JSON.stringify({ stream, seq })));

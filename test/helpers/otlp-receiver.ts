@@ -13,6 +13,8 @@ export interface ExportedSpan {
   events: string[];
   /** orgwatch.task.outcome. */
   outcome: string;
+  /** When the receiver got it (ms). */
+  receivedAtMs: number;
 }
 
 /** An OTLP/HTTP JSON receiver: what orgwatch's processes exported, across all of them. */
@@ -38,6 +40,7 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
     req.on("end", () => {
       try {
         const data = JSON.parse(body) as OtlpJson;
+        const receivedAtMs = Date.now();
         for (const rs of data.resourceSpans ?? [])
           for (const ss of rs.scopeSpans ?? [])
             for (const s of ss.spans ?? []) {
@@ -52,6 +55,7 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
                   events: (s.events ?? []).map((e) => e.name),
                   outcome:
                     s.attributes?.find((a) => a.key === "orgwatch.task.outcome")?.value.stringValue ?? "",
+                  receivedAtMs,
                 });
             }
       } catch {

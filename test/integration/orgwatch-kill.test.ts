@@ -6,14 +6,13 @@ import type { ChildProcess } from "node:child_process";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_DELIVER } from "../../src/demo/plan.js";
 import { startSimulatedOrganization, type SimulatedOrganization } from "../../src/demo/simulator.js";
-import { DEADLETTER_STREAM, taskStreamName, workerName } from "../../src/demo/topology.js";
+import { taskStreamName, workerName } from "../../src/demo/topology.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
 import { startOtlpReceiver, type ExportedSpan } from "../helpers/otlp-receiver.js";
 import { scrape, type Scrape } from "../helpers/metrics.js";
-import { advisoriesDrained, readStream } from "../helpers/poison.js";
+import { followSimulatedWork } from "../helpers/simulated-work.js";
 import { prng } from "../helpers/prng.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -57,50 +56,8 @@ describe("orgwatch killed at random points of a simulated organization's work", 
     await waitFor(() => jsm.streams.info("ORGWATCH_ADVISORIES").then(() => true), {
       what: "the advisory stream",
     });
-    // The server's own word too: every message it declared dead, whoever took its last delivery (an
-    // agent stopping with the simulation can take one without announcing it).
-    const declaredDead: { stream: string; seq: number }[] = [];
-    nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", {
-      callback: (_err, msg) => {
-        const a = msg.json<{ stream: string; stream_seq: number }>();
-        if (/^AGENT_.+_TASKS$/.test(a.stream)) declaredDead.push({ stream: a.stream, seq: a.stream_seq });
-      },
-    });
     sim = await startSimulatedOrganization({ servers: nats.url, pace: 3000, seed: 11 });
-    const flaky = sim.story.flaky!;
-    const dead = new Set<string>();
-    const parentOf = new Map<string, string>();
-    const published = new Map<string, number>();
-    const finished = new Map<string, number>();
-    sim.on("published", ({ task }) => {
-      if (task.parent_task_id) parentOf.set(task.task_id, task.parent_task_id);
-      published.set(task.task_id, Date.now());
-    });
-    sim.on("finished", ({ taskId }) => finished.set(taskId, Date.now()));
-    // Every delivery an agent takes is announced (task.started with its delivery count): a task that
-    // had its last delivery and was never acknowledged must reach the dead letters, once.
-    const lastDelivered = new Set<string>();
-    nc.subscribe("genbrain.org.events", {
-      callback: (_err, msg) => {
-        const e = msg.json<{ type?: string; task_id?: string; delivery?: number }>();
-        if (e.type === "task.started" && e.task_id && (e.delivery ?? 0) >= MAX_DELIVER)
-          lastDelivered.add(e.task_id);
-      },
-    });
-    const declaredIds = new Map<string, string>();
-    const isDead = async () => {
-      dead.clear();
-      for (const id of lastDelivered) if (!finished.has(id)) dead.add(id);
-      for (const { stream, seq } of declaredDead) {
-        const key = `${stream}/${seq}`;
-        if (!declaredIds.has(key)) {
-          const sm = await jsm.streams.getMessage(stream, { seq });
-          declaredIds.set(key, sm!.json<{ task_id: string }>().task_id);
-        }
-        dead.add(declaredIds.get(key)!);
-      }
-      return dead;
-    };
+    const { parentOf, published, finished, drainDeadLetters } = followSimulatedWork(nc, js, jsm, sim);
 
     // Kill points: a random time (0.5–3 s) after each orgwatch has started serving.
     const random = prng(SEED);
@@ -132,23 +89,7 @@ describe("orgwatch killed at random points of a simulated organization's work", 
     await sim.stop();
     sim = undefined;
 
-    // nats-server 2.9 publishes a max-deliveries advisory only on the consumer's next pull: pull
-    // (without acking) until every poison task that had its last delivery is in the dead letters.
-    const consumer = await js.consumers.get(taskStreamName(flaky), workerName(flaky));
-    let letters: string[] = [];
-    await waitFor(
-      async () => {
-        const m = await consumer.next({ expires: 1000 });
-        if (m && m.info.deliveryCount >= MAX_DELIVER)
-          lastDelivered.add(m.json<{ task_id: string }>().task_id);
-        letters = (await readStream(jsm, DEADLETTER_STREAM)).map(
-          (s) => s.json<{ task_id: string }>().task_id,
-        );
-        const routed = new Set(letters);
-        return [...(await isDead())].every((id) => routed.has(id)) && (await advisoriesDrained(jsm));
-      },
-      { timeoutMs: 30_000, intervalMs: 200, what: "every dead poison task routed" },
-    );
+    const { dead, letters } = await drainDeadLetters();
     expect(dead.size).toBeGreaterThan(0);
     expect(letters.length).toBe(new Set(letters).size);
     expect(new Set(letters)).toEqual(dead);

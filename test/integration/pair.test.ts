@@ -1,0 +1,267 @@
+// Two orgwatch processes on one organization (DESIGN.md §10): one lease holder at any time; the
+// holder killed, paused or cut off from NATS mid-work, and the lease moves within its TTL; every
+// finished task's span is exported, with its ids, and twice only when its holder died in the instant
+// between the collector's answer and the record of it; every dead letter routed once.
+import type { ChildProcess } from "node:child_process";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startSimulatedOrganization, type SimulatedOrganization } from "../../src/demo/simulator.js";
+import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
+import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
+import { scrape } from "../helpers/metrics.js";
+import { startOtlpReceiver, type ExportedSpan } from "../helpers/otlp-receiver.js";
+import { followSimulatedWork, type SimulatedWork } from "../helpers/simulated-work.js";
+import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
+import { waitFor } from "../helpers/wait.js";
+
+const TTL_MS = 3000;
+/** A follower tries every min(1 s, ttl/10); the key's expiry and a scrape add a little. */
+const MOVE_WITHIN_MS = TTL_MS + 300 + 1500;
+/** A span sent twice must have been first received this close before its holder was disrupted. */
+const DUPLICATE_WINDOW_MS = 1000;
+
+/** When a holder was disrupted: a span sent twice was first received in [from, to]. */
+interface Disruption {
+  from: number;
+  to: number;
+}
+/** Killed or paused at `ms`: what it sent just before may not be on record. */
+const at = (ms: number): Disruption => ({ from: ms - DUPLICATE_WINDOW_MS, to: ms });
+
+interface Replica {
+  readonly name: string;
+  running: RunningOrgwatch;
+  /** "lease acquired" / "lease lost" log lines, with their times. */
+  readonly leaseLog: { msg: "acquired" | "lost"; time: number }[];
+}
+
+describe("a replica pair", () => {
+  let nats: NatsServerProcess;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let js: JetStreamClient;
+  let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
+  let sim: SimulatedOrganization | undefined;
+  let proxy: TcpProxy | undefined;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    otlp = await startOtlpReceiver();
+  });
+  beforeEach(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    jsm = await jetstreamManager(nc);
+    js = jetstream(nc);
+    otlp.spans.length = 0;
+  });
+  afterEach(async () => {
+    await sim?.stop().catch(() => undefined);
+    sim = undefined;
+    for (const c of children.splice(0)) {
+      if (c.signalCode === "SIGSTOP") c.kill("SIGCONT");
+      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    }
+    await proxy?.close();
+    proxy = undefined;
+    await nc?.close();
+    await nats?.stop();
+  });
+  afterAll(() => {
+    otlp?.server.close();
+  });
+
+  function start(name: string, natsUrl = nats.url, known?: Replica): Replica {
+    const replica: Replica = known ?? { name, running: undefined as never, leaseLog: [] };
+    let partial = "";
+    replica.running = startOrgwatchDaemon({
+      natsUrl,
+      otlpUrl: otlp.url,
+      pollInterval: "500ms",
+      extra: ["--pair.replica", name, "--pair.lease-ttl", `${TTL_MS}ms`],
+      onLog: (chunk) => {
+        const lines = (partial + chunk.toString()).split("\n");
+        partial = lines.pop()!;
+        for (const line of lines) {
+          if (!line.includes('"lease ')) continue;
+          const entry = JSON.parse(line) as { msg: string; time: number };
+          if (entry.msg === "lease acquired") replica.leaseLog.push({ msg: "acquired", time: entry.time });
+          if (entry.msg.startsWith("lease lost")) replica.leaseLog.push({ msg: "lost", time: entry.time });
+        }
+      },
+    });
+    children.push(replica.running.child);
+    return replica;
+  }
+
+  async function leaseHeld(replica: Replica): Promise<number> {
+    return (await scrape(await replica.running.url)).value("orgwatch_lease_held", { lease: "chains" }) ?? NaN;
+  }
+
+  /** Waits until exactly one of `replicas` holds the lease, and returns it. */
+  async function theHolder(replicas: Replica[], what: string): Promise<Replica> {
+    return waitFor(
+      async () => {
+        const held = await Promise.all(replicas.map(leaseHeld));
+        const holders = replicas.filter((_, i) => held[i] === 1);
+        return holders.length === 1 && held.every((h) => h === 0 || h === 1) ? holders[0] : undefined;
+      },
+      { timeoutMs: 20_000, what },
+    );
+  }
+
+  async function startPair(natsUrlOfA = nats.url): Promise<[Replica, Replica]> {
+    const a = start("a", natsUrlOfA);
+    await a.running.url;
+    await waitFor(() => jsm.streams.info("ORGWATCH_ADVISORIES").then(() => true), {
+      what: "the advisory stream",
+    });
+    // a first, so that it holds the lease (the one the partition test cuts off).
+    await theHolder([a], "a holding the lease");
+    const b = start("b");
+    await b.running.url;
+    return [a, b];
+  }
+
+  /** Waits until `count` more tasks finished. */
+  async function moreFinished(work: SimulatedWork, count: number): Promise<void> {
+    const target = work.finished.size + count;
+    await waitFor(() => work.finished.size >= target, {
+      timeoutMs: 30_000,
+      what: `${count} more tasks finished`,
+    });
+  }
+
+  /**
+   * Every finished task exported with one set of ids; a span received twice only when it was first
+   * received in one of `disruptions` (its holder killed, paused or cut off before the collector's
+   * answer was on record). Returns how many were received twice.
+   */
+  function checkSpans(work: SimulatedWork, disruptions: Disruption[]): number {
+    const first = new Map<string, ExportedSpan>();
+    const twice: ExportedSpan[] = [];
+    for (const s of otlp.spans) {
+      const seen = first.get(s.taskId);
+      if (!seen) first.set(s.taskId, s);
+      else {
+        expect({ traceId: s.traceId, spanId: s.spanId, parent: s.parentSpanId }).toEqual({
+          traceId: seen.traceId,
+          spanId: seen.spanId,
+          parent: seen.parentSpanId,
+        });
+        twice.push(seen);
+      }
+    }
+    expect([...work.finished.keys()].filter((id) => !first.has(id))).toEqual([]);
+    const unexplained = twice.filter(
+      (s) => !disruptions.some((d) => s.receivedAtMs >= d.from && s.receivedAtMs <= d.to),
+    );
+    expect(unexplained.map((s) => s.taskId)).toEqual([]);
+    return twice.length;
+  }
+
+  async function stopAll(replicas: Replica[]): Promise<void> {
+    for (const r of replicas) r.running.child.kill("SIGTERM");
+    await Promise.all(replicas.map((r) => r.running.exited));
+  }
+
+  it("the holder killed twice mid-work: the lease moves within its TTL, no span lost, dead letters once", async () => {
+    const [a, b] = await startPair();
+    sim = await startSimulatedOrganization({ servers: nats.url, pace: 3000, seed: 11 });
+    const work = followSimulatedWork(nc, js, jsm, sim);
+    const killedAt: number[] = [];
+    const movedInMs: number[] = [];
+    for (let kill = 0; kill < 2; kill++) {
+      await moreFinished(work, 20);
+      const holder = await theHolder([a, b], "one holder");
+      const other = holder === a ? b : a;
+      const acquisitions = other.leaseLog.filter((l) => l.msg === "acquired").length;
+      holder.running.child.kill("SIGKILL");
+      killedAt.push(Date.now());
+      await holder.running.exited;
+      await waitFor(() => other.leaseLog.filter((l) => l.msg === "acquired").length > acquisitions, {
+        timeoutMs: 20_000,
+        what: `${other.name} acquiring the lease`,
+      });
+      movedInMs.push(other.leaseLog.at(-1)!.time - killedAt.at(-1)!);
+      expect(await theHolder([other], `${other.name} holding`)).toBe(other);
+      start(holder.name, nats.url, holder);
+      await holder.running.url;
+    }
+    await moreFinished(work, 20);
+    await sim.stop();
+    sim = undefined;
+
+    const { dead, letters } = await work.drainDeadLetters(["orgwatch_a", "orgwatch_b"]);
+    expect(dead.size).toBeGreaterThan(0);
+    expect(letters.length).toBe(new Set(letters).size);
+    expect(new Set(letters)).toEqual(dead);
+
+    await stopAll([a, b]);
+    const twice = checkSpans(work, killedAt.map(at));
+    console.log(
+      `lease moved ${movedInMs.join(", ")} ms after the holder's kill (TTL ${TTL_MS} ms); ` +
+        `${work.finished.size} tasks, ${otlp.spans.length} spans received, ${twice} twice; ${dead.size} dead letters once`,
+    );
+    for (const ms of movedInMs) expect(ms).toBeLessThanOrEqual(MOVE_WITHIN_MS);
+  }, 120_000);
+
+  it("the holder paused past its TTL: the other takes over, and the paused one acts on nothing when it resumes", async () => {
+    const [a, b] = await startPair();
+    sim = await startSimulatedOrganization({ servers: nats.url, pace: 3000, seed: 12 });
+    const work = followSimulatedWork(nc, js, jsm, sim);
+    await moreFinished(work, 20);
+    a.running.child.kill("SIGSTOP");
+    const pausedAt = Date.now();
+    await waitFor(() => b.leaseLog.some((l) => l.msg === "acquired"), {
+      timeoutMs: 20_000,
+      what: "b acquiring",
+    });
+    await moreFinished(work, 10);
+    a.running.child.kill("SIGCONT");
+    await waitFor(() => a.leaseLog.some((l) => l.msg === "lost"), {
+      timeoutMs: 20_000,
+      what: "a standing down",
+    });
+    expect(await theHolder([a, b], "b the one holder")).toBe(b);
+    await moreFinished(work, 20);
+    await sim.stop();
+    sim = undefined;
+    await work.drainDeadLetters(["orgwatch_a", "orgwatch_b"]);
+    await stopAll([a, b]);
+    // What a had recorded before its pause is b's to send: a must not send it when it resumes.
+    checkSpans(work, [at(pausedAt)]);
+  }, 120_000);
+
+  it("the holder cut off from NATS stands down before the other can acquire", async () => {
+    proxy = await startTcpProxy("127.0.0.1", nats.port);
+    const [a, b] = await startPair(`nats://${proxy.address}`);
+    sim = await startSimulatedOrganization({ servers: nats.url, pace: 3000, seed: 13 });
+    const work = followSimulatedWork(nc, js, jsm, sim);
+    await moreFinished(work, 20);
+    await proxy.cut();
+    const cutAt = Date.now();
+    await waitFor(() => b.leaseLog.some((l) => l.msg === "acquired"), {
+      timeoutMs: 20_000,
+      what: "b acquiring",
+    });
+    const lost = a.leaseLog.find((l) => l.msg === "lost");
+    const acquired = b.leaseLog.find((l) => l.msg === "acquired")!;
+    expect(lost).toBeDefined();
+    // a gave up at most half a TTL after its last renewal; b could create the key only a TTL after it.
+    expect(lost!.time).toBeLessThan(acquired.time);
+    console.log(
+      `cut at 0: a stood down at ${lost!.time - cutAt} ms, b acquired at ${acquired.time - cutAt} ms (TTL ${TTL_MS} ms)`,
+    );
+    await proxy.mend();
+    expect(await theHolder([a, b], "b the one holder after the partition")).toBe(b);
+    await moreFinished(work, 20);
+    await sim.stop();
+    sim = undefined;
+    await work.drainDeadLetters(["orgwatch_a", "orgwatch_b"]);
+    await stopAll([a, b]);
+    // Cut off, a still sends spans to the collector until it stands down, but cannot record it.
+    checkSpans(work, [{ from: cutAt - DUPLICATE_WINDOW_MS, to: lost!.time }]);
+  }, 120_000);
+});
