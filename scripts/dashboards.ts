@@ -40,6 +40,7 @@ import { DataqueryBuilder, PromQueryFormat } from "@grafana/grafana-foundation-s
 import { PanelBuilder as StatBuilder } from "@grafana/grafana-foundation-sdk/stat";
 import { PanelBuilder as TableBuilder } from "@grafana/grafana-foundation-sdk/table";
 import { PanelBuilder as TimeseriesBuilder } from "@grafana/grafana-foundation-sdk/timeseries";
+import { pairSafe } from "./pair-safe.js";
 
 export const DASHBOARDS_DIR = join(fileURLToPath(import.meta.url), "../../dashboards");
 
@@ -58,8 +59,9 @@ interface QueryOptions {
   exemplar?: boolean;
 }
 
+/** Every panel reads a replica pair as one orgwatch (scripts/pair-safe.ts). */
 function query(expr: string, options: QueryOptions = {}): DataqueryBuilder {
-  const q = new DataqueryBuilder().datasource(DATASOURCE).expr(expr);
+  const q = new DataqueryBuilder().datasource(DATASOURCE).expr(pairSafe(expr));
   if (options.legend !== undefined) q.legendFormat(options.legend);
   if (options.instant) q.instant();
   else q.range();
@@ -836,6 +838,18 @@ function health(): DashboardBuilder {
           description: "Time since the last successful JetStream poll (OrgwatchPollsStale over 5 minutes).",
           unit: "s",
           steps: [GREEN(), { value: 300, color: "red" }],
+        },
+      ),
+    )
+    .withPanel(
+      stat(
+        "Lease held",
+        [query("orgwatch_lease_held", { instant: true, legend: "{{instance}} {{lease}}" })],
+        {
+          description:
+            "Which orgwatch of a pair exports spans and writes chain state: exactly one (OrgwatchLeaseNoHolder, OrgwatchLeaseTwoHolders).",
+          unit: "bool_yes_no",
+          steps: [GREEN()],
         },
       ),
     )

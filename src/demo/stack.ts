@@ -88,7 +88,7 @@ function startReceiver(print: (line: string) => void): Promise<{ server: Server;
  */
 export function demoRuleFiles(
   pace: number,
-  { realTimeGroups = ["orgwatch.self"], minRangeMs = MIN_RANGE_MS } = {},
+  { realTimeGroups = ["orgwatch.self", "orgwatch.lease"], minRangeMs = MIN_RANGE_MS } = {},
 ): { files: Record<string, string>; scaled: string[] } {
   const files: Record<string, string> = {};
   const scaled: string[] = [];

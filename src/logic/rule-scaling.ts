@@ -63,9 +63,9 @@ export function scaleExpr(expr: string, scaling: RuleScaling): string {
         new RegExp(String.raw`\boffset\s+(${DURATION})`, "g"),
         (_m, d: string) => `offset ${scaled(d, speed, minRangeMs)}`,
       )
-      // A threshold on a duration: `…_seconds{…} > 300`.
+      // A threshold on a duration: `…_seconds{…} > 300`, also taken once across a pair: `…_seconds{…}) > 300`.
       .replace(
-        /(_seconds(?:\{[^}]*\})?\s*(?:>=|<=|>|<)\s*)(\d+(?:\.\d+)?)(?![\d.])/g,
+        /(_seconds(?:\{[^}]*\})?\)*\s*(?:>=|<=|>|<)\s*)(\d+(?:\.\d+)?)(?![\d.])/g,
         (_m, head: string, n: string) => `${head}${number(Number(n) / speed)}`,
       )
       // A rate per hour: `rate(…) * 3600 > 4` counts per hour of the organization's clock.

@@ -110,10 +110,20 @@ export function startLease(
       const entry = await withTimeout(kv.get(lease.name), validMs, "lease read").catch(() => null);
       const holder =
         entry && entry.operation === "PUT" ? (entry.json<{ holder?: string }>().holder ?? "?") : undefined;
-      if (holder !== lease.holder)
-        log.info({ lease: lease.name, holder: holder ?? null }, "lease held by another orgwatch");
-      lease.seen(holder);
-      return;
+      if (!entry || holder !== lease.self) {
+        if (holder !== lease.holder)
+          log.info({ lease: lease.name, holder: holder ?? null }, "lease held by another orgwatch");
+        lease.seen(holder);
+        return;
+      }
+      // This process's own last renewal, from before it lost the lease (NATS was away): nobody
+      // else can hold it meanwhile, and this process does not act on it, so it takes it back now
+      // rather than waiting out the TTL.
+      try {
+        revision = await withTimeout(kv.update(lease.name, value(), entry.revision), validMs, "lease update");
+      } catch {
+        return;
+      }
     }
     if (stopped) {
       await kv.delete(lease.name, { previousSeq: revision }).catch(() => undefined);

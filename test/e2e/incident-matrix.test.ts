@@ -335,7 +335,7 @@ describe("the incident matrix", () => {
     daemon = await startTestDaemon(nats.url, settings());
     await daemon.started;
     alertmanager = await startShippedAlertmanager(webhook.url);
-    const { files } = demoRuleFiles(SPEED, { realTimeGroups: [], minRangeMs: 5000 });
+    const { files } = demoRuleFiles(SPEED, { realTimeGroups: ["orgwatch.lease"], minRangeMs: 5000 });
     prometheus = await startRulesPrometheus(files, `127.0.0.1:${port}`, alertmanager.url);
     // A quiet start: Prometheus scraping orgwatch and evaluating the rules, every agent
     // heartbeating, no incident yet, and nothing firing or pending three checks in a row.

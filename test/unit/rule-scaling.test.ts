@@ -16,6 +16,10 @@ describe("alert rules on a faster clock", () => {
     expect(scaleExpr('orgwatch_consumer_drain_eta_seconds{kind="tasks"} > 14400 < +Inf', AT_200)).toBe(
       'orgwatch_consumer_drain_eta_seconds{kind="tasks"} > 72 < +Inf',
     );
+    // Taken once across a pair (scripts/pair-safe.ts).
+    expect(
+      scaleExpr("max without (instance) (orgwatch_broadcast_oldest_unacked_age_seconds) > 300", AT_200),
+    ).toBe("max without (instance) (orgwatch_broadcast_oldest_unacked_age_seconds) > 1.5");
     expect(scaleExpr("rate(naks_total[30m]) * 3600 > 4", AT_200)).toBe("rate(naks_total[30s]) * 18 > 4");
     // Counts are not durations.
     expect(scaleExpr('orgwatch_consumer_lag_messages{kind="tasks"} > 5', AT_200)).toBe(
