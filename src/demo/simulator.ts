@@ -47,6 +47,8 @@ export interface SimulationOptions {
   readonly seed?: number;
   /** Nothing goes wrong: no overloaded, flaky or broadcast-ignoring agent (plan.ts). */
   readonly healthy?: boolean;
+  /** Replicas of the organization's streams (3 on a 3-node cluster that may lose a node). */
+  readonly replicas?: number;
   readonly log?: Logger;
 }
 
@@ -103,7 +105,7 @@ export async function startSimulatedOrganization(options: SimulationOptions): Pr
     waitOnFirstConnect: true,
   });
   try {
-    await ensureTopology(await jetstreamManager(nc), agents, scale);
+    await ensureTopology(await jetstreamManager(nc), agents, scale, options.replicas);
   } catch (err) {
     await nc.close();
     throw err;

@@ -92,13 +92,14 @@ export async function ensureTopology(
   jsm: JetStreamManager,
   agents: readonly AgentSpec[],
   scale: Scale,
+  replicas = 1,
 ): Promise<void> {
   // Whole milliseconds: JetStream takes durations as integer nanoseconds (5 min / 288 is not one).
   const ackWait = nanos(Math.round(Math.max(MIN_ACK_WAIT_MS, realMs(ACK_WAIT_MINUTES, scale.pace))));
   const broadcastAckWait = nanos(
     Math.round(Math.max(MIN_ACK_WAIT_MS, realMs(BROADCAST_ACK_WAIT_MINUTES, scale.pace))),
   );
-  const durable = { storage: StorageType.File, max_age: nanos(MAX_AGE_MS), num_replicas: 1 };
+  const durable = { storage: StorageType.File, max_age: nanos(MAX_AGE_MS), num_replicas: replicas };
   for (const { role } of agents) {
     const stream = taskStreamName(role);
     await ensureStream(jsm, { name: stream, subjects: [tasksSubject(scale.prefix, role)], ...durable });
