@@ -84,7 +84,6 @@ describe("a replica pair", () => {
         const lines = (partial + chunk.toString()).split("\n");
         partial = lines.pop()!;
         for (const line of lines) {
-          if (process.env["PAIR_DEBUG"] && /"level":(40|50)/.test(line)) console.log(`${name}: ${line}`);
           if (!line.includes('"lease ')) continue;
           const entry = JSON.parse(line) as { msg: string; time: number };
           if (entry.msg === "lease acquired") replica.leaseLog.push({ msg: "acquired", time: entry.time });
@@ -305,7 +304,15 @@ describe("a replica pair", () => {
       expect(node).toBeDefined();
       await node!.kill();
       const killedAt = Date.now();
-      // One holder again once the bucket has a leader (a holder that could not renew stood down).
+      // One holder again once the bucket has a leader (a holder that could not renew stood down
+      // and took it back, or the other acquired it).
+      await waitFor(
+        () => [...a.leaseLog, ...b.leaseLog].some((l) => l.msg === "acquired" && l.time > killedAt),
+        {
+          timeoutMs: 30_000,
+          what: "the lease acquired after the leader's loss",
+        },
+      ).catch(() => undefined); // the holder may have renewed through the election
       const holder = await theHolder([a, b], "one holder after the leader's loss");
       await moreFinished(work, 20);
       await sim.stop();
