@@ -369,16 +369,7 @@ describe("TasksModel", () => {
     await settled();
     tasks.tick();
     expect(tasks.get("follow-up")?.linkDecided).toBe(false);
-    observe(
-      tasks,
-      {
-        ...observed(1, { taskId: "parent", onCompletePublishTo: SUBJECT }, T0 - 5000),
-        stream: CEO,
-        subject: "genbrain.agents.ceo.tasks",
-        role: "ceo",
-      },
-      T0 - 3900,
-    );
+    observeCeoParent(tasks, T0 - 3900);
     tasks.recordCompletionSignal({ taskId: "parent", outcome: "completed", atMs: T0 - 3500 });
     tasks.recordCompletionSignal({ taskId: "follow-up", outcome: "completed", atMs: T0 - 3000 });
     await settled();
@@ -398,16 +389,7 @@ describe("TasksModel", () => {
     ];
     js.applyPoll(pollResult(T0 - 10_000, streams, []));
     observe(tasks, observed(1, { taskId: "child", parentTaskId: "parent" }, T0 - 4000), T0 - 4000);
-    observe(
-      tasks,
-      {
-        ...observed(1, { taskId: "parent", onCompletePublishTo: SUBJECT }, T0 - 5000),
-        stream: CEO,
-        subject: "genbrain.agents.ceo.tasks",
-        role: "ceo",
-      },
-      T0 - 3900,
-    );
+    observeCeoParent(tasks, T0 - 3900);
     tasks.recordCompletionSignal({ taskId: "parent", outcome: "completed", atMs: T0 - 3500 });
     // A task with no link, published right after: the parent's follow-up is the child, not this one.
     observe(tasks, observed(2, { taskId: "unlinked" }, T0 - 3000), T0 - 3000);
@@ -460,3 +442,17 @@ describe("TasksModel", () => {
     expect(resolved).toBe(true);
   });
 });
+
+/** The CEO's task "parent" (published at T0 - 5 s, its follow-up due on SUBJECT), read at `readAtMs`. */
+function observeCeoParent(tasks: Parameters<typeof observe>[0], readAtMs: number): void {
+  observe(
+    tasks,
+    {
+      ...observed(1, { taskId: "parent", onCompletePublishTo: SUBJECT }, T0 - 5000),
+      stream: "AGENT_CEO_TASKS",
+      subject: "genbrain.agents.ceo.tasks",
+      role: "ceo",
+    },
+    readAtMs,
+  );
+}
