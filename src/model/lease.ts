@@ -7,9 +7,13 @@ import { hostname } from "node:os";
 /** The lease over span export and chain state. */
 export const CHAINS_LEASE = "chains";
 
-/** This process's id in a lease: its replica name (else its host) and its process id. */
+/**
+ * This process's id in a lease: its replica name, which the pair's operator keeps unique (a
+ * StatefulSet's pod name), so that a replica restarted after a crash takes its own lease back at
+ * once; unnamed, its host and process id (unnamed processes on one host stay apart).
+ */
 export function leaseHolderId(replica: string): string {
-  return `${replica || hostname()}:${process.pid}`;
+  return replica || `${hostname()}:${process.pid}`;
 }
 
 export interface LeaseEvents {

@@ -116,9 +116,9 @@ export function startLease(
         lease.seen(holder);
         return;
       }
-      // This process's own last renewal, from before it lost the lease (NATS was away): nobody
-      // else can hold it meanwhile, and this process does not act on it, so it takes it back now
-      // rather than waiting out the TTL.
+      // This process's own last renewal, from before it lost the lease (NATS was away) or from
+      // this replica before a restart: nobody else can hold it meanwhile, and this process does
+      // not act on it, so it takes it back now rather than waiting out the TTL.
       try {
         revision = await withTimeout(kv.update(lease.name, value(), entry.revision), validMs, "lease update");
       } catch {

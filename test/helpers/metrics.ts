@@ -1,4 +1,5 @@
 // Scraping orgwatch in tests and reading exact values out of the exposition.
+import { TASK_OUTCOMES } from "../../src/model/tasks/index.js";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 
 export interface Scrape {
@@ -85,4 +86,24 @@ export async function scrape(baseUrl: string, path = "/metrics"): Promise<Scrape
   const res = await fetch(baseUrl + path);
   if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
   return parseScrape(await res.text());
+}
+
+/**
+ * The task books of one orgwatch for `role` (DESIGN.md §7): published = every outcome + open.
+ * Undefined when they balance, else what does not add up.
+ */
+export function ledgerBalances(m: Scrape, role: string): string | undefined {
+  const published = m.series("orgwatch_tasks_published_total", { role }).reduce((a, s) => a + s.value, 0);
+  const ended = TASK_OUTCOMES.map(
+    (outcome) =>
+      [
+        outcome,
+        m.series("orgwatch_tasks_completed_total", { role, outcome }).reduce((a, s) => a + s.value, 0),
+      ] as const,
+  );
+  const open = m.value("orgwatch_tasks_open", { role }) ?? 0;
+  const sum = ended.reduce((a, [, n]) => a + n, 0) + open;
+  return published === sum
+    ? undefined
+    : `published ${published} ≠ ${ended.map(([o, n]) => `${o} ${n}`).join(" + ")} + open ${open}`;
 }

@@ -16,10 +16,9 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TASK_OUTCOMES } from "../../src/model/tasks/index.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
-import { scrape, type Scrape } from "../helpers/metrics.js";
+import { ledgerBalances, scrape } from "../helpers/metrics.js";
 import { startOtlpReceiver } from "../helpers/otlp-receiver.js";
 import { advisoriesDrained } from "../helpers/poison.js";
 import { prng } from "../helpers/prng.js";
@@ -40,22 +39,6 @@ interface Truth {
   removed: boolean;
   /** Removed while owed: lost. */
   lost: boolean;
-}
-
-function ledgerBalances(m: Scrape, role: string): string | undefined {
-  const published = m.series("orgwatch_tasks_published_total", { role }).reduce((a, s) => a + s.value, 0);
-  const ended = TASK_OUTCOMES.map(
-    (outcome) =>
-      [
-        outcome,
-        m.series("orgwatch_tasks_completed_total", { role, outcome }).reduce((a, s) => a + s.value, 0),
-      ] as const,
-  );
-  const open = m.value("orgwatch_tasks_open", { role }) ?? 0;
-  const sum = ended.reduce((a, [, n]) => a + n, 0) + open;
-  return published === sum
-    ? undefined
-    : `published ${published} ≠ ${ended.map(([o, n]) => `${o} ${n}`).join(" + ")} + open ${open}`;
 }
 
 describe("the task ledger over random workloads with orgwatch SIGKILLed", () => {

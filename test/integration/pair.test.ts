@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startSimulatedOrganization, type SimulatedOrganization } from "../../src/demo/simulator.js";
 import { freePort, startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
-import { scrape } from "../helpers/metrics.js";
+import { ledgerBalances, scrape } from "../helpers/metrics.js";
 import { startOtlpReceiver, type ExportedSpan } from "../helpers/otlp-receiver.js";
 import { followSimulatedWork, type SimulatedWork } from "../helpers/simulated-work.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
@@ -18,8 +18,12 @@ import { waitFor } from "../helpers/wait.js";
 const TTL_MS = 3000;
 /** A follower tries every min(1 s, ttl/10); the key's expiry and a scrape add a little. */
 const MOVE_WITHIN_MS = TTL_MS + 300 + 1500;
-/** A span sent twice must have been first received this close before its holder was disrupted. */
-const DUPLICATE_WINDOW_MS = 1000;
+/**
+ * A span sent twice must have been first received this close before its holder was disrupted: the
+ * time its record of being sent may wait in the chain store's write queue (seen over 1 s once in
+ * 17 runs, behind a whole state written after a takeover).
+ */
+const DUPLICATE_WINDOW_MS = 3000;
 
 /** When a holder was disrupted: a span sent twice was first received in [from, to]. */
 interface Disruption {
@@ -162,7 +166,11 @@ describe("a replica pair", () => {
     const unexplained = twice.filter(
       (s) => !disruptions.some((d) => s.receivedAtMs >= d.from && s.receivedAtMs <= d.to),
     );
-    expect(unexplained.map((s) => s.taskId)).toEqual([]);
+    expect(
+      unexplained.map(
+        (s) => `${s.taskId} first received at ${s.receivedAtMs} (disruptions ${JSON.stringify(disruptions)})`,
+      ),
+    ).toEqual([]);
     return { twice: twice.length, missing };
   }
 
@@ -202,6 +210,13 @@ describe("a replica pair", () => {
     expect(dead.size).toBeGreaterThan(0);
     expect(letters.length).toBe(new Set(letters).size);
     expect(new Set(letters)).toEqual(dead);
+    // Each replica's task books balance, the holder's and the follower's alike.
+    for (const r of [a, b]) {
+      const m = await scrape(await r.running.url);
+      const roles = new Set(m.series("orgwatch_tasks_published_total").map((s) => s.labels["role"]!));
+      expect(roles.size).toBeGreaterThan(3);
+      for (const role of roles) expect(ledgerBalances(m, role), `${r.name} ${role}`).toBeUndefined();
+    }
 
     await stopAll([a, b]);
     const { twice } = checkSpans(work, killedAt.map(at));
