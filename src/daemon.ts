@@ -82,14 +82,18 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     if (stopping) return;
     desk = await DeadLetterDesk.open(nc, config);
     // First, so that it stops last: the chain state is written (by the holder) before it is given up.
-    sources.push(
-      startLease(
-        nc,
-        org.lease,
-        { ttlMs: config["pair.lease-ttl"], replicas: config["own-streams.replicas"] },
-        log,
-      ),
-    );
+    // An orgwatch not named as a replica acts alone, as before pairs: it holds the lease for good
+    // (two unnamed ones both act, and OrgwatchLeaseTwoHolders says so).
+    if (config["pair.replica"] === "") org.lease.acquire(Infinity);
+    else
+      sources.push(
+        startLease(
+          nc,
+          org.lease,
+          { ttlMs: config["pair.lease-ttl"], replicas: config["own-streams.replicas"] },
+          log,
+        ),
+      );
     // Sources that subscribe come first, so nothing published during the first poll is missed.
     sources.push(await startAgentStatus(ctx));
     sources.push(await startOrgEvents(ctx));

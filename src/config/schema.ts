@@ -238,7 +238,7 @@ export const SETTINGS = [
     key: "pair.replica",
     type: "string",
     description:
-      "this orgwatch's name in a pair (e.g. its pod's name in a StatefulSet): it gets an advisory consumer of its own, so that each replica sees every advisory; empty: one orgwatch (replicas left unnamed share one consumer and each sees a share)",
+      "this orgwatch's name in a replica pair (e.g. its pod's name in a StatefulSet), unique in the pair: it takes part in the lease (only the holder exports spans and writes chain state) and gets an advisory consumer of its own; empty: this orgwatch acts alone (it holds no lease and exports everything)",
     default: "",
   },
   {
