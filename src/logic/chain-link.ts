@@ -8,12 +8,16 @@ export type LinkKind = "traceparent" | "parent_task_id" | "inferred";
 
 export interface InferenceChild {
   readonly subject: string;
+  readonly stream: string;
+  readonly streamSequence: number;
   readonly publishedMs: number;
 }
 
 export interface InferenceCandidate {
   readonly taskId: string;
   readonly onCompletePublishTo: string | undefined;
+  readonly stream: string;
+  readonly streamSequence: number;
   readonly publishedMs: number;
   /** When it ended; undefined while open. */
   readonly doneMs: number | undefined;
@@ -38,8 +42,19 @@ export type InferenceDecision =
   | { readonly kind: "wait" };
 
 /**
+ * Whether `candidate` was published before `child`. On one stream the sequence says so; across
+ * streams only the stored times can, and they are whole milliseconds: a parent and a follow-up
+ * published within one share it. (Taking "same millisecond" as "before" on one stream linked a task
+ * to the one published right after it.)
+ */
+function publishedBefore(candidate: InferenceCandidate, child: InferenceChild): boolean {
+  if (candidate.stream === child.stream) return candidate.streamSequence < child.streamSequence;
+  return candidate.publishedMs <= child.publishedMs;
+}
+
+/**
  * Whether `candidate` fits `child`: it publishes its follow-up to the child's subject, was published
- * before it (or in the same millisecond), completed, and completed within `windowMs` of the child's publication. The window is
+ * before it (publishedBefore), completed, and completed within `windowMs` of the child's publication. The window is
  * taken on both sides of the completion: orgwatch may learn of a completion only at the next poll
  * (after the follow-up was published), and agents may publish the follow-up just before acking.
  */
@@ -47,8 +62,7 @@ export function fits(child: InferenceChild, candidate: InferenceCandidate, windo
   return (
     candidate.onCompletePublishTo === child.subject &&
     !candidate.followUpKnown &&
-    // Stored times are whole milliseconds: a parent and a follow-up published within one share it.
-    candidate.publishedMs <= child.publishedMs &&
+    publishedBefore(candidate, child) &&
     candidate.completed &&
     candidate.doneMs !== undefined &&
     Math.abs(child.publishedMs - candidate.doneMs) <= windowMs
@@ -65,7 +79,7 @@ function mayYetFit(
   return (
     candidate.onCompletePublishTo === child.subject &&
     !candidate.followUpKnown &&
-    candidate.publishedMs <= child.publishedMs &&
+    publishedBefore(candidate, child) &&
     candidate.doneMs === undefined &&
     nowMs <= child.publishedMs + windowMs
   );

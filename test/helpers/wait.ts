@@ -1,13 +1,16 @@
 // Polling for a condition with a deadline: the only way tests wait.
 
-/** Calls `probe` until it returns a value that is not undefined/false, or throws after `timeoutMs`. */
+/**
+ * Calls `probe` until it returns a value that is not undefined/false, or throws after `timeoutMs`;
+ * `what` may be a function, read when the wait fails (to tell the last values seen).
+ */
 export async function waitFor<T>(
   probe: () => Promise<T | undefined | false> | T | undefined | false,
   {
     timeoutMs = 15_000,
     intervalMs = 50,
     what = "condition",
-  }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  }: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {},
 ): Promise<T> {
   const until = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -20,7 +23,7 @@ export async function waitFor<T>(
     }
     if (Date.now() > until) {
       throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`,
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === "function" ? what() : what}${lastError ? `: ${String(lastError)}` : ""}`,
       );
     }
     await new Promise((r) => setTimeout(r, intervalMs));

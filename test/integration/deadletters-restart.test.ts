@@ -200,9 +200,11 @@ describe("dead letters across orgwatch crashes", () => {
       const key = `${l.header.get("Orgwatch-Source-Stream")}/${l.header.get("Orgwatch-Source-Sequence")}`;
       expect(dec.decode(l.data)).toBe(published.get(key));
     }
-    // Each was really a poison message: delivered three times, never more.
-    const counts = seen.flatMap((d) => [...d.values()].map((c) => c.length));
-    expect(counts).toHaveLength(100);
-    expect(new Set(counts)).toEqual(new Set([3]));
+    // Each was really a poison message, routed after its last delivery: the server's advisory said 3.
+    // (Not the agents' own count: under load a nats-server 2.9 pull that outlived its client's
+    // heartbeat check takes a delivery the agent never sees, and the agents were seen counting 2 and 4.)
+    expect(new Set(letters.map((l) => l.header.get("Orgwatch-Deliveries")))).toEqual(new Set(["3"]));
+    // Every published message reached an agent.
+    expect(seen.reduce((n, d) => n + d.size, 0)).toBe(100);
   });
 });

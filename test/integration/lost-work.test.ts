@@ -226,16 +226,19 @@ describe("lost work", () => {
     const got = await pull(stream, "dev-worker", 2);
     for (const m of got) m.ack();
     await org.nc.flush();
-    await org.daemon.pollNow();
+    let typo: number | undefined;
+    let gap: number | undefined;
     await waitFor(
       async () => {
+        // The server applies acks after it answers the flush: each try polls again until they show.
+        await org.daemon.pollNow();
         org.daemon.org.tasks.tick(Date.now() + 2_000);
         const m = await scrape(org.daemon.url);
-        const typo = m.value("orgwatch_chain_links_broken_total", { role: "dev", reason: "unrouted_target" });
-        const gap = m.value("orgwatch_chain_links_broken_total", { role: "dev", reason: "next_missing" });
+        typo = m.value("orgwatch_chain_links_broken_total", { role: "dev", reason: "unrouted_target" });
+        gap = m.value("orgwatch_chain_links_broken_total", { role: "dev", reason: "next_missing" });
         return typo === 1 && gap === 1;
       },
-      { what: "both broken links" },
+      { what: () => `both broken links (last: unrouted_target ${typo}, next_missing ${gap})` },
     );
     expect(stream).toBe("AGENT_DEV_TASKS");
   });

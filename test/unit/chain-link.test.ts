@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { inferParent, type InferenceCandidate } from "../../src/logic/chain-link.js";
+import { inferParent, type InferenceCandidate, type InferenceChild } from "../../src/logic/chain-link.js";
 
 const SUBJECT = "genbrain.agents.security.tasks";
 const WINDOW = 60_000;
@@ -8,6 +8,8 @@ function parent(taskId: string, over: Partial<InferenceCandidate> = {}): Inferen
   return {
     taskId,
     onCompletePublishTo: SUBJECT,
+    stream: "AGENT_CTO_TASKS",
+    streamSequence: 1,
     publishedMs: 1_000,
     doneMs: 10_000,
     completed: true,
@@ -15,7 +17,11 @@ function parent(taskId: string, over: Partial<InferenceCandidate> = {}): Inferen
     ...over,
   };
 }
-const child = { subject: SUBJECT, publishedMs: 9_500 };
+/** A task on the security stream, stored at `publishedMs`. */
+function at(publishedMs: number, over: Partial<InferenceChild> = {}): InferenceChild {
+  return { subject: SUBJECT, stream: "AGENT_SECURITY_TASKS", streamSequence: 1, publishedMs, ...over };
+}
+const child = at(9_500);
 
 describe("inferParent", () => {
   it("links to the one parent that fits", () => {
@@ -26,21 +32,39 @@ describe("inferParent", () => {
   });
 
   it("accepts a follow-up published just before the parent's completion was seen, within the window", () => {
-    expect(
-      inferParent(
-        { subject: SUBJECT, publishedMs: 9_000 },
-        [parent("p", { doneMs: 60_000 })],
-        WINDOW,
-        70_000,
-        false,
-      ),
-    ).toEqual({ kind: "link", parentTaskId: "p" });
+    expect(inferParent(at(9_000), [parent("p", { doneMs: 60_000 })], WINDOW, 70_000, false)).toEqual({
+      kind: "link",
+      parentTaskId: "p",
+    });
   });
 
   it("links a follow-up stored in the same millisecond as its parent (stored times are whole ms)", () => {
+    expect(inferParent(at(1_000), [parent("p")], WINDOW, 20_000, false)).toEqual({
+      kind: "link",
+      parentTaskId: "p",
+    });
+  });
+
+  it("on one stream, goes by sequence: a task stored in the same millisecond right after it is not its follow-up", () => {
+    // Both on the security stream (a task whose on_complete publishes to its own stream), one ms.
+    const sameStream = { stream: "AGENT_SECURITY_TASKS", publishedMs: 1_000 };
+    const p = parent("p", { ...sameStream, streamSequence: 5 });
+    expect(inferParent(at(1_000, { ...sameStream, streamSequence: 4 }), [p], WINDOW, 20_000, false)).toEqual({
+      kind: "none",
+      reason: "no_candidate",
+    });
+    expect(inferParent(at(1_000, { ...sameStream, streamSequence: 6 }), [p], WINDOW, 20_000, false)).toEqual({
+      kind: "link",
+      parentTaskId: "p",
+    });
+    // Still open: the earlier task does not wait for it either.
+    const open = parent("p", { ...sameStream, streamSequence: 5, doneMs: undefined, completed: false });
     expect(
-      inferParent({ subject: SUBJECT, publishedMs: 1_000 }, [parent("p")], WINDOW, 20_000, false),
-    ).toEqual({ kind: "link", parentTaskId: "p" });
+      inferParent(at(1_000, { ...sameStream, streamSequence: 4 }), [open], WINDOW, 1_500, false),
+    ).toEqual({
+      kind: "none",
+      reason: "no_candidate",
+    });
   });
 
   it("refuses candidates that do not fit", () => {
@@ -52,9 +76,7 @@ describe("inferParent", () => {
     expect(inferParent(child, [parent("p", { completed: false })], WINDOW, 20_000, false)).toEqual(none);
     expect(inferParent(child, [parent("p", { followUpKnown: true })], WINDOW, 20_000, false)).toEqual(none);
     // Completed long before the child was published: outside the window.
-    expect(
-      inferParent({ subject: SUBJECT, publishedMs: 200_000 }, [parent("p")], WINDOW, 210_000, false),
-    ).toEqual(none);
+    expect(inferParent(at(200_000), [parent("p")], WINDOW, 210_000, false)).toEqual(none);
   });
 
   it("links nobody when two parents fit, and names both", () => {

@@ -218,6 +218,8 @@ export class ChainLinks {
       candidates.push({
         taskId: c.taskId,
         onCompletePublishTo: c.onCompletePublishTo,
+        stream: c.stream,
+        streamSequence: c.streamSequence,
         publishedMs: c.publishedMs,
         doneMs: c.doneMs,
         completed: c.outcome === "completed",
