@@ -102,13 +102,13 @@ export interface ChainStore {
    * lost-work state names (the task model ends them from it), never a loss counted twice.
    */
   flush(models: PersistedModels): Promise<boolean>;
-  /** Of these tasks, the ones whose span the stored record says was sent (by the lease holder). */
-  sentSpans(taskIds: readonly string[]): Promise<Set<string>>;
+  /** The stored records of these tasks (the last lease holder's), those that can be read. */
+  storedRecords(taskIds: readonly string[]): Promise<TaskRecord[]>;
   /**
-   * Calls `sent` for each task record written from now on that says its span was sent: the other
-   * replica's span exports, followed while this one does not hold the lease. Stopped by the result.
+   * Calls `written` with each task record written from now on: the other replica's span ids and
+   * exports, followed while this one does not hold the lease. Stopped by the result.
    */
-  watchSentSpans(sent: (taskId: string) => void): Promise<() => void>;
+  watchRecords(written: (record: TaskRecord) => void): Promise<() => void>;
 }
 
 export async function openChainStore(ctx: SourceContext): Promise<ChainStore | undefined> {
@@ -192,36 +192,36 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   }
 
   return {
-    async sentSpans(taskIds) {
-      const sent = new Set<string>();
+    async storedRecords(taskIds) {
+      const records: TaskRecord[] = [];
       for (let i = 0; i < taskIds.length; i += READ_BATCH) {
         const batch = taskIds.slice(i, i + READ_BATCH);
         const entries = await Promise.all(batch.map((id) => kv.get(taskKey(id)).catch(() => null)));
-        entries.forEach((entry, j) => {
-          if (entry?.operation !== "PUT") return;
+        for (const entry of entries) {
+          if (entry?.operation !== "PUT") continue;
           try {
             const value: unknown = entry.json();
-            if (isTaskRecord(value) && value.spanSent === true) sent.add(batch[j]!);
+            if (isTaskRecord(value)) records.push(value);
           } catch {
             // unreadable: not known to be sent, so it is sent
           }
-        });
+        }
       }
-      return sent;
+      return records;
     },
 
-    async watchSentSpans(sent) {
+    async watchRecords(written) {
       const watch = await kv.watch({ key: "t.>", include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
       void (async () => {
         for await (const entry of watch) {
           try {
             const value: unknown = entry.json();
-            if (isTaskRecord(value) && value.spanSent === true) sent(value.taskId);
+            if (isTaskRecord(value)) written(value);
           } catch {
-            // unreadable: not known to be sent
+            // unreadable: nothing known of it
           }
         }
-      })().catch((err: unknown) => log.debug({ err: (err as Error).message }, "span-sent watch ended"));
+      })().catch((err: unknown) => log.debug({ err: (err as Error).message }, "task record watch ended"));
       return () => watch.stop();
     },
 

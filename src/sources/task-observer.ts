@@ -192,7 +192,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   const followHolder = () => {
     if (!store || stopped || lease.held || stopWatch) return;
     void store
-      .watchSentSpans((taskId) => tasks.confirmSpanSent(taskId))
+      .watchRecords((record) => tasks.followHolder(record))
       .then(
         (stop) => {
           if (lease.held || stopped) stop();
@@ -208,21 +208,21 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     stopWatch = undefined;
     void (async () => {
       const unsent = tasks.unsentSpans();
-      const sent = await (store ? store.sentSpans(unsent) : Promise.resolve(new Set<string>())).catch(
+      const stored = await (store ? store.storedRecords(unsent) : Promise.resolve([])).catch(
         (err: unknown) => {
           // Not known which were sent: all are (a duplicate span rather than a lost one).
           log.warn(
             { err: (err as Error).message },
             "the last holder's sent spans not read; all unsent are sent",
           );
-          return new Set<string>();
+          return [];
         },
       );
       if (!lease.held || stopped) return;
-      tasks.takeOver(sent);
+      tasks.takeOver(stored);
       if (unsent.length > 0)
         log.info(
-          { unsent: unsent.length, sentByHolder: sent.size },
+          { unsent: unsent.length, sentByHolder: stored.filter((r) => r.spanSent === true).length },
           "took over: spans not seen sent are sent",
         );
       await store?.flush(org);

@@ -15,6 +15,8 @@ export interface ExportedSpan {
   outcome: string;
   /** When the receiver got it (ms). */
   receivedAtMs: number;
+  /** The sending process (its resource's process.pid). */
+  senderPid: number | undefined;
 }
 
 /** An OTLP/HTTP JSON receiver: what orgwatch's processes exported, across all of them. */
@@ -22,6 +24,7 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
   const spans: ExportedSpan[] = [];
   interface OtlpJson {
     resourceSpans?: {
+      resource?: { attributes?: { key: string; value: { intValue?: number | string } }[] };
       scopeSpans?: {
         spans?: {
           traceId: string;
@@ -41,7 +44,8 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
       try {
         const data = JSON.parse(body) as OtlpJson;
         const receivedAtMs = Date.now();
-        for (const rs of data.resourceSpans ?? [])
+        for (const rs of data.resourceSpans ?? []) {
+          const pid = rs.resource?.attributes?.find((a) => a.key === "process.pid")?.value.intValue;
           for (const ss of rs.scopeSpans ?? [])
             for (const s of ss.spans ?? []) {
               const id = s.attributes?.find((a) => a.key === "messaging.message.id")?.value.stringValue;
@@ -56,8 +60,10 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
                   outcome:
                     s.attributes?.find((a) => a.key === "orgwatch.task.outcome")?.value.stringValue ?? "",
                   receivedAtMs,
+                  senderPid: pid === undefined ? undefined : Number(pid),
                 });
             }
+        }
       } catch {
         // not ours to judge
       }

@@ -427,6 +427,43 @@ describe("TasksModel", () => {
     expect(resent.map((t) => [t.taskId, t.ids])).toEqual([["unsent", tasks.get("unsent")?.ids]]);
   });
 
+  it("takes the lease holder's span ids, and sends what it takes over in the holder's traces", async () => {
+    const { tasks, finished, settled } = setup();
+    tasks.confirmsSpans = true;
+    observe(tasks, observed(1, { taskId: "parent" }), T0);
+    observe(tasks, observed(2, { taskId: "child", parentTaskId: "parent" }), T0);
+    observe(tasks, observed(3, { taskId: "other", parentTaskId: "parent" }), T0);
+    for (const id of ["parent", "child", "other"])
+      tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 + 500 });
+    await settled();
+    // This replica took "parent" as its chain's first task; the holder knew its parent "grand".
+    expect(finished.map((t) => t.ids?.traceId)).toEqual(Array(3).fill(chainTraceId("parent")));
+    const grand = { traceId: chainTraceId("grand"), rootTaskId: "grand", parentSampled: undefined };
+    const holderIds = (id: string, parent: string, depth: number) => ({
+      ...grand,
+      spanId: taskSpanId(id),
+      parentSpanId: taskSpanId(parent),
+      depth,
+    });
+    const record = (id: string, ids: ReturnType<typeof holderIds>, spanSent: boolean) => ({
+      ...tasks.get(id)!,
+      ids,
+      spanSent,
+    });
+    tasks.followHolder(record("parent", holderIds("parent", "grand", 1), true));
+    expect(tasks.get("parent")).toMatchObject({ spanSent: true, ids: holderIds("parent", "grand", 1) });
+
+    const resent: TaskRecord[] = [];
+    tasks.on("resend", (t) => resent.push(t));
+    // The holder's record of "other" (exported, not sent) is read at the takeover: its ids as they are.
+    const otherIds = { ...holderIds("other", "parent", 2), traceId: "f".repeat(32) };
+    tasks.takeOver([record("other", otherIds, false)]);
+    expect(resent.map((t) => [t.taskId, t.ids])).toEqual([
+      ["child", holderIds("child", "parent", 2)],
+      ["other", otherIds],
+    ]);
+  });
+
   it("resolves whenSaved() callers with the save that takes their state", async () => {
     const { tasks } = setup();
     await tasks.whenSaved(); // nothing persisted: at once

@@ -25,6 +25,8 @@ export class ChainLinks {
   readonly chainPending = new Set<string>();
   /** Usage reported by a chain's exported tasks so far, by its first task (kept in memory only). */
   private readonly chainUsage = new Map<string, ChainUsage>();
+  /** Tasks whose span ids were taken from the lease holder's record (adoptIds). */
+  private readonly fromHolder = new WeakSet<TaskRecord>();
 
   constructor(
     private readonly store: TaskStore,
@@ -309,6 +311,36 @@ export class ChainLinks {
       this.store.markDirty(task);
     }
     return ids;
+  }
+
+  /**
+   * The lease holder's span ids for a task (DESIGN.md §10), taken by the other replica of a pair:
+   * each replica infers links from what it read, and may decide a link or a chain's first task
+   * otherwise; a replica that takes over must send the spans the holder did not in the holder's
+   * traces. Ids taken so are kept at a takeover (rebaseUnsent).
+   */
+  adoptIds(task: TaskRecord, ids: SpanIds): void {
+    this.fromHolder.add(task);
+    if (task.ids && task.ids.traceId === ids.traceId && task.ids.parentSpanId === ids.parentSpanId) return;
+    task.ids = ids;
+    this.setLinkDecided(task);
+  }
+
+  /**
+   * At a takeover: ended tasks whose span is not known to be sent, and whose ids this replica froze
+   * itself, take them again from their parent, whose ids may have been taken from the holder
+   * since. Parents first (publication order), so that a chain follows its first task's trace.
+   */
+  rebaseUnsent(unsent: TaskRecord[]): void {
+    unsent.sort((a, b) => a.publishedMs - b.publishedMs || a.streamSequence - b.streamSequence);
+    for (const task of unsent) {
+      if (this.fromHolder.has(task) || task.traceparent) continue;
+      const parentId = task.parentTaskId ?? task.inferredParentId;
+      const parent = parentId === undefined ? undefined : this.store.tasks.get(parentId);
+      if (!parent?.ids) continue;
+      task.ids = undefined;
+      task.ids = this.resolveIds(task, true, 0);
+    }
   }
 
   /**

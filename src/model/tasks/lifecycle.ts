@@ -266,13 +266,27 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
 
   /**
    * This replica took the lease over: its whole state is written (the holder's writes stopped), and
-   * the spans it has not seen sent, by itself or by the last holder (`sentElsewhere`), are sent.
+   * the spans it has not seen sent, by itself or by the last holder (`holderRecords`: the stored
+   * records of the unsent ones), are sent, in the holder's traces.
    */
-  takeOver(sentElsewhere: ReadonlySet<string>): void {
-    for (const id of sentElsewhere) this.confirmSpanSent(id);
+  takeOver(holderRecords: Iterable<TaskRecord>): void {
+    for (const record of holderRecords) this.followHolder(record);
     this.store.markAllDirty();
-    for (const task of [...this.store.tasks.values()])
-      if (task.exported && task.spanSent === false) this.emit("resend", task);
+    const unsent = [...this.store.tasks.values()].filter((t) => t.exported && t.spanSent === false);
+    this.links.rebaseUnsent(unsent);
+    for (const task of unsent) this.emit("resend", task);
+  }
+
+  /**
+   * The lease holder's record of a task, followed by the other replica of a pair: its span ids
+   * (so that this replica's spans, if it takes over, join the holder's traces) and whether its span
+   * was sent (so that it is not sent again).
+   */
+  followHolder(record: TaskRecord): void {
+    const task = this.store.tasks.get(record.taskId);
+    if (!task) return;
+    if (record.ids) this.links.adoptIds(task, record.ids);
+    if (record.spanSent === true) this.confirmSpanSent(task.taskId);
   }
 
   /** Ended tasks whose span is not known to be sent (what a replica taking over may have to send). */
