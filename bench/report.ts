@@ -87,6 +87,7 @@ export function scrapeTable(r: ScrapeResult, consumers: number): string {
     kb(s.bytes),
     s.failed > 0 ? `${num(s.scrapes)} (${num(s.failed)} failed)` : num(s.scrapes),
     `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.maxMs)}`,
+    ms(s.clientDecodeP50Ms),
     ms(s.child.maxStallMs),
     mb(s.child.rssPeakMb),
     mb(s.child.rssNowMb),
@@ -98,17 +99,25 @@ export function scrapeTable(r: ScrapeResult, consumers: number): string {
         "series",
         "body",
         "scrapes",
-        "latency p50 / p99 / max (target ≤ 50 ms)",
+        "to the last byte p50 / p99 / max (target ≤ 50 / 100 ms)",
+        "+ a JS client decoding it (p50)",
         "longest event-loop stall (target ≤ 50 ms)",
-        "RSS peak (target ≤ 200 MB)",
+        "RSS peak (target ≤ 150 MB)",
         "RSS at the end",
       ],
       [
         row("orgwatch (daemon, all sources, polling)", r.orgwatch),
+        ...(r.orgwatchLoaded
+          ? [row("orgwatch, another process keeping one core busy", r.orgwatchLoaded)]
+          : []),
         row("bare prom-client, same series", r.bare),
       ],
     ) +
     "\n\n" +
+    (r.idle
+      ? `- the built daemon idle (\`node dist/cli.js\`, an empty organization, after three polls): ` +
+        `RSS ${mb(r.idle.rssMb)}, peak ${mb(r.idle.rssPeakMb)}\n`
+      : "") +
     stallNotes(r)
   );
 }
@@ -117,16 +126,65 @@ function stallNotes(r: ScrapeResult): string {
   const lines: string[] = [];
   for (const [name, s] of [
     ["orgwatch", r.orgwatch],
+    ["orgwatch, one core busy", r.orgwatchLoaded],
     ["bare prom-client", r.bare],
   ] as const) {
+    if (!s) continue;
     lines.push(
       `- ${name}: longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); ` +
-        (name === "orgwatch" ? `longest poll-end listener ${ms(s.child.longestPolledListenersMs)}; ` : "") +
+        (name.startsWith("orgwatch")
+          ? `longest poll-end listener ${ms(s.child.longestPolledListenersMs)}; `
+          : "") +
         `longest stalls: ` +
         (s.child.longestStalls.map((st) => `${ms(st.ms)} (${st.during})`).join("; ") || "none over 20 ms"),
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * Growth: each size's poll (against the bare client, same run), /metrics, memory and the NATS
+ * server's CPU, and what each costs per consumer (flat or falling with size is the target).
+ */
+export function growthTable(
+  polls: readonly PollCost[],
+  scrapes: readonly ScrapeResult[],
+  idleMb: number,
+): string {
+  const us = (n: number) => (Number.isFinite(n) ? `${n.toFixed(n < 10 ? 1 : 0)} µs` : "–");
+  const rows: string[][] = [];
+  for (const r of scrapes) {
+    const p = polls.find((q) => q.topology.consumers === r.consumers);
+    const n = r.nats;
+    const serverCpuPerPollMs = ((n.serverCpuPercent / 100) * n.seconds * 1000) / Math.max(1, n.polls);
+    rows.push([
+      num(r.consumers),
+      p ? `${ms(p.cold.wallMs)} / ${ms(p.bare.wallMs)} (${x(p.ratio)})` : "–",
+      p ? us((p.cold.cpuMs * 1000) / r.consumers) : "–",
+      `${ms(r.orgwatch.p50Ms)} / ${ms(r.orgwatch.p99Ms)}`,
+      us((r.orgwatch.p50Ms * 1000) / r.consumers),
+      num(r.orgwatch.series),
+      mb(r.orgwatch.child.rssPeakMb),
+      `${(((r.orgwatch.child.rssPeakMb - idleMb) * 1024) / r.consumers).toFixed(1)} KiB`,
+      `${ms(serverCpuPerPollMs)} (${n.serverCpuPercent.toFixed(1)} %)`,
+      us((serverCpuPerPollMs * 1000) / r.consumers),
+    ]);
+  }
+  return table(
+    [
+      "consumers",
+      "poll wall orgwatch / bare (ratio, target ≤ 1.2×)",
+      "poll CPU per consumer",
+      "/metrics p50 / p99",
+      "/metrics p50 per consumer",
+      "series",
+      "RSS peak",
+      "RSS peak per consumer (above idle)",
+      "nats-server CPU per poll (share of a core)",
+      "nats-server CPU per poll per consumer",
+    ],
+    rows,
+  );
 }
 
 export function natsTable(r: ScrapeResult, consumers: number, pollIntervalMs: number): string {

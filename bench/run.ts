@@ -13,7 +13,7 @@ import { measureChains, type ChainResult } from "./chains.js";
 import { consoleTable, measureConsole, type ConsoleResult } from "./console.js";
 import { INGEST_SERVER_CONFIG, measureIngest, type IngestResult } from "./ingest.js";
 import { measurePollCost, type PollCost } from "./poll-cost.js";
-import { chainTable, ingestTable, natsTable, pollTable, scrapeTable } from "./report.js";
+import { chainTable, growthTable, ingestTable, natsTable, pollTable, scrapeTable } from "./report.js";
 import { measureScrape, type ScrapeResult } from "./scrape.js";
 import { createBenchTopology, planTopology, type BenchTopology } from "./topology.js";
 
@@ -33,7 +33,10 @@ const SIZES: [number, number][] = quick
       [10, 100],
       [100, 1000],
       [1000, 10_000],
+      [3000, 30_000],
     ];
+/** Sizes /metrics is measured at (the growth table); the first with a busy core as well. */
+const SCRAPE_SIZES = quick ? [1000] : [10_000, 1000, 30_000];
 const POLL_INTERVAL_MS = 15_000;
 
 function log(message: string): void {
@@ -79,7 +82,7 @@ const results: {
   poll: PollCost[];
   ingest: (IngestResult & { mode: string })[];
   chains?: ChainResult;
-  scrape?: ScrapeResult;
+  scrape: ScrapeResult[];
   admission?: AdmissionResult;
   console?: ConsoleResult;
 } = {
@@ -94,6 +97,7 @@ const results: {
   },
   poll: [],
   ingest: [],
+  scrape: [],
 };
 
 if (wants("chains")) {
@@ -142,11 +146,10 @@ if (wants("console")) {
   );
 }
 
-const largest = SIZES[SIZES.length - 1]!;
 if (wants("poll") || wants("scrape")) {
   for (const [streams, consumers] of SIZES) {
-    const isLargest = streams === largest[0] && consumers === largest[1];
-    if (!wants("poll") && !isLargest) continue;
+    const scraped = wants("scrape") && SCRAPE_SIZES.includes(consumers);
+    if (!wants("poll") && !scraped) continue;
     const monitorPort = await freePort();
     await withServer({ args: ["-m", String(monitorPort)] }, async (server) => {
       const topology = planTopology(streams, consumers);
@@ -158,17 +161,25 @@ if (wants("poll") || wants("scrape")) {
           log(pollTable(results.poll.slice(-1)).split("\n").pop()!);
         });
       }
-      if (isLargest && wants("scrape"))
-        await phase("scrape", async () => {
+      if (scraped)
+        await phase(`scrape at ${consumers} consumers`, async () => {
+          const detailed = consumers === SCRAPE_SIZES[0];
           log(
-            `/metrics and NATS load at ${consumers} consumers (poll every ${(quick ? 2000 : POLL_INTERVAL_MS) / 1000} s)`,
+            `/metrics and NATS load at ${consumers} consumers (poll every ${(quick ? 2000 : POLL_INTERVAL_MS) / 1000} s${detailed ? "; then with one core busy" : ""})`,
           );
-          results.scrape = await measureScrape(
-            server.url,
-            { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },
-            quick
-              ? { pollIntervalMs: 2000, durationMs: 5000, idleMs: 2000 }
-              : { pollIntervalMs: POLL_INTERVAL_MS, durationMs: 4 * POLL_INTERVAL_MS, idleMs: 15_000 },
+          results.scrape.push(
+            await measureScrape(
+              server.url,
+              { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },
+              consumers,
+              {
+                loaded: detailed,
+                idle: detailed,
+                ...(quick
+                  ? { pollIntervalMs: 2000, durationMs: 5000, idleMs: 2000 }
+                  : { pollIntervalMs: POLL_INTERVAL_MS, durationMs: 4 * POLL_INTERVAL_MS, idleMs: 15_000 }),
+              },
+            ),
           );
         });
     });
@@ -188,14 +199,19 @@ if (results.poll.length > 0) out.push("### Poll cost", "", pollTable(results.pol
 if (results.ingest.length > 0)
   out.push("### Ingest (status and events)", "", ingestTable(results.ingest), "");
 if (results.chains) out.push("### Task observation and chains", "", chainTable(results.chains), "");
-if (results.scrape) {
-  out.push("### /metrics", "", scrapeTable(results.scrape, largest[1]), "");
+const detailed = results.scrape.find((r) => r.consumers === SCRAPE_SIZES[0]);
+if (detailed) {
+  out.push("### /metrics", "", scrapeTable(detailed, detailed.consumers), "");
   out.push(
     "### Load on NATS",
     "",
-    natsTable(results.scrape, largest[1], quick ? 2000 : POLL_INTERVAL_MS),
+    natsTable(detailed, detailed.consumers, quick ? 2000 : POLL_INTERVAL_MS),
     "",
   );
+}
+if (results.scrape.length > 0) {
+  const bySize = [...results.scrape].sort((a, b) => a.consumers - b.consumers);
+  out.push("### Growth", "", growthTable(results.poll, bySize, detailed?.idle?.rssMb ?? 0), "");
 }
 if (results.admission) out.push("### Admission control", "", admissionTable(results.admission), "");
 if (results.console) out.push("### The console", "", consoleTable(results.console), "");

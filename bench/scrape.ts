@@ -3,7 +3,10 @@
 // scrapes it on a fixed cadence (scrape latency), while the child measures its event-loop stalls and
 // resident memory, and the nats-server's CPU time and JetStream API request count (its /jsz) are read
 // before and after. Then prom-client alone serves the same series from a bare registry, for comparison.
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { freePort, startNatsServer } from "../src/nats/server-process.js";
+import { Agent, get } from "node:http";
+import { gunzipSync } from "node:zlib";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,9 +27,15 @@ export interface ScrapeSide {
   /** Scrapes that failed (connection reset, non-200). */
   readonly failed: number;
   readonly firstError: string | undefined;
+  /** Request sent → last byte received (the body kept as bytes, as a scraper reading it does). */
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
+  /**
+   * The same scrapes read as a JavaScript client does (`fetch(url).then((r) => r.text())`): the
+   * 17 MB body decoded into one string on the client adds this (median), not the server.
+   */
+  readonly clientDecodeP50Ms: number;
   readonly bytes: number;
   readonly series: number;
   readonly child: ChildReport;
@@ -44,8 +53,18 @@ export interface NatsLoad {
   readonly idleServerCpuPercent: number;
 }
 
+/** The built daemon (`node dist/cli.js`) on an organization with nothing in it, after its first polls. */
+export interface IdleDaemon {
+  readonly rssMb: number;
+  readonly rssPeakMb: number;
+}
+
 export interface ScrapeResult {
+  readonly consumers: number;
+  readonly idle: IdleDaemon | undefined;
   readonly orgwatch: ScrapeSide;
+  /** The same, with another process keeping one core busy all along (started by the benchmark). */
+  readonly orgwatchLoaded: ScrapeSide | undefined;
   readonly bare: ScrapeSide;
   readonly nats: NatsLoad;
 }
@@ -139,20 +158,47 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 const SCRAPE_ENCODING = process.env["BENCH_SCRAPE_GZIP"] === "1" ? "gzip" : "identity";
 
+/** Keep-alive, as Prometheus scrapes. */
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One scrape: the body's bytes, and when its last byte came. */
+function scrapeOnce(url: string): Promise<{ body: Buffer[]; gzipped: boolean; lastByteMs: number }> {
+  return new Promise((resolve, reject) => {
+    // BENCH_SCRAPE_GZIP=1 asks for gzip as Prometheus does; identity as the figures before gzip.
+    const req = get(url, { agent, headers: { "Accept-Encoding": SCRAPE_ENCODING } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`HTTP ${res.statusCode}`));
+        return;
+      }
+      const body: Buffer[] = [];
+      res.on("data", (b: Buffer) => body.push(b));
+      res.on("end", () =>
+        resolve({ body, gzipped: res.headers["content-encoding"] === "gzip", lastByteMs: performance.now() }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
+}
+
 /** Scrapes `url` every `everyMs` for `durationMs` (at least `minScrapes` times). */
 async function scrapeLoop(url: string, durationMs: number, everyMs: number, minScrapes: number) {
   const latencies: number[] = [];
+  const decodes: number[] = [];
   const errors: string[] = [];
   let last = "";
   const until = performance.now() + durationMs;
   while (performance.now() < until || latencies.length < minScrapes) {
     const t0 = performance.now();
     try {
-      // As the figures before gzip were taken; BENCH_SCRAPE_GZIP=1 asks for gzip as Prometheus does.
-      const res = await fetch(url, { headers: { "Accept-Encoding": SCRAPE_ENCODING } });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      last = await res.text();
-      latencies.push(performance.now() - t0);
+      const { body, gzipped, lastByteMs } = await scrapeOnce(url);
+      latencies.push(lastByteMs - t0);
+      // What a JavaScript client would do next, timed apart: the server's part is done.
+      const d0 = performance.now();
+      const raw = Buffer.concat(body);
+      last = (gzipped ? gunzipSync(raw) : raw).toString("utf8");
+      decodes.push(performance.now() - d0);
     } catch (err) {
       // Counted, not fatal: the table says how many failed.
       errors.push(
@@ -163,10 +209,13 @@ async function scrapeLoop(url: string, durationMs: number, everyMs: number, minS
     const rest = everyMs - (performance.now() - t0);
     if (rest > 0) await new Promise((r) => setTimeout(r, rest));
   }
-  return { latencies, last, errors };
+  return { latencies, decodes, last, errors };
 }
 
-function side(latencies: number[], text: string, child: ChildReport, errors: string[]): ScrapeSide {
+function side(
+  { latencies, decodes, last: text, errors }: Awaited<ReturnType<typeof scrapeLoop>>,
+  child: ChildReport,
+): ScrapeSide {
   let series = 0;
   for (const line of text.split("\n")) if (line !== "" && !line.startsWith("#")) series++;
   return {
@@ -176,6 +225,7 @@ function side(latencies: number[], text: string, child: ChildReport, errors: str
     p50Ms: median(latencies),
     p99Ms: percentile(latencies, 99),
     maxMs: max(latencies),
+    clientDecodeP50Ms: median(decodes),
     bytes: text.length,
     series,
     child,
@@ -185,7 +235,12 @@ function side(latencies: number[], text: string, child: ChildReport, errors: str
 export async function measureScrape(
   natsUrl: string,
   server: { pid: number; monitorUrl: string },
+  consumers: number,
   {
+    /** Also with one core kept busy by another process. */
+    loaded = false,
+    /** Also the built daemon's idle memory. */
+    idle: withIdle = false,
     pollIntervalMs = 15_000,
     durationMs = 45_000,
     scrapeEveryMs = 500,
@@ -199,10 +254,51 @@ export async function measureScrape(
   await new Promise((r) => setTimeout(r, idleMs));
   const idleCpu = cpuSeconds(server.pid) - idle0;
 
-  const ours = await startChild(["orgwatch", natsUrl, String(pollIntervalMs)]);
-  let orgwatch: ScrapeSide;
-  let nats: NatsLoad;
+  const idle = withIdle ? await measureIdleDaemon() : undefined;
   const dir = mkdtempSync(join(tmpdir(), "orgwatch-bench-"));
+  const quiet = await measureOrgwatch(natsUrl, server, pollIntervalMs, durationMs, scrapeEveryMs);
+  writeFileSync(join(dir, "exposition.txt"), quiet.last);
+  // The same with one core kept busy by another process all along (a loaded node, a noisy
+  // neighbour): the event loop then shares the machine's two cores with it and nats-server.
+  let busyCore: Awaited<ReturnType<typeof measureOrgwatch>> | undefined;
+  if (loaded) {
+    const busy = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+    try {
+      busyCore = await measureOrgwatch(natsUrl, server, pollIntervalMs, durationMs, scrapeEveryMs);
+    } finally {
+      busy.kill("SIGKILL");
+    }
+  }
+  const nats = { ...quiet.nats, idleServerCpuPercent: (idleCpu / (idleMs / 1000)) * 100 };
+  try {
+    const bareChild = await startChild(["bare", join(dir, "exposition.txt")]);
+    try {
+      const run = await scrapeLoop(bareChild.url, 0, scrapeEveryMs, bareScrapes);
+      return {
+        consumers,
+        idle,
+        orgwatch: quiet.side,
+        orgwatchLoaded: busyCore?.side,
+        bare: side(run, await report(bareChild.child)),
+        nats,
+      };
+    } finally {
+      await stopChild(bareChild.child);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The daemon in a child, scraped for `durationMs`; what NATS did meanwhile. */
+async function measureOrgwatch(
+  natsUrl: string,
+  server: { pid: number; monitorUrl: string },
+  pollIntervalMs: number,
+  durationMs: number,
+  scrapeEveryMs: number,
+): Promise<{ side: ScrapeSide; nats: Omit<NatsLoad, "idleServerCpuPercent">; last: string }> {
+  const ours = await startChild(["orgwatch", natsUrl, String(pollIntervalMs)]);
   try {
     const api0 = await apiTotal(server.monitorUrl);
     const cpu0 = cpuSeconds(server.pid);
@@ -213,32 +309,67 @@ export async function measureScrape(
     const childReport = await report(ours.child);
     const apiRequests = (await apiTotal(server.monitorUrl)) - api0;
     const polls = childReport.polls - polls0;
-    nats = {
-      seconds,
-      polls,
-      apiRequests,
-      apiRequestsPerPoll: polls > 0 ? apiRequests / polls : NaN,
-      serverCpuPercent: ((cpuSeconds(server.pid) - cpu0) / seconds) * 100,
-      idleServerCpuPercent: (idleCpu / (idleMs / 1000)) * 100,
+    return {
+      side: side(run, childReport),
+      last: run.last,
+      nats: {
+        seconds,
+        polls,
+        apiRequests,
+        apiRequestsPerPoll: polls > 0 ? apiRequests / polls : NaN,
+        serverCpuPercent: ((cpuSeconds(server.pid) - cpu0) / seconds) * 100,
+      },
     };
-    orgwatch = side(run.latencies, run.last, childReport, run.errors);
-    writeFileSync(join(dir, "exposition.txt"), run.last);
   } finally {
     await stopChild(ours.child);
   }
+}
+
+/** VmRSS and VmHWM (the peak) of a process, in MB. */
+function residentMb(pid: number): { rssMb: number; rssPeakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rssMb: kb("VmRSS") / 1024, rssPeakMb: kb("VmHWM") / 1024 };
+}
+
+/**
+ * The built daemon as users start it, `node dist/cli.js`, on a nats-server of its own with no
+ * organization: its own weight, after three polls.
+ */
+async function measureIdleDaemon(): Promise<IdleDaemon> {
+  const server = await startNatsServer();
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      join(DIST, "cli.js"),
+      "--nats-url",
+      server.url,
+      "--web.listen-address",
+      `127.0.0.1:${port}`,
+      "--poll-interval",
+      "1s",
+    ],
+    { stdio: "ignore" },
+  );
   try {
-    const bareChild = await startChild(["bare", join(dir, "exposition.txt")]);
-    try {
-      const run = await scrapeLoop(bareChild.url, 0, scrapeEveryMs, bareScrapes);
-      return {
-        orgwatch,
-        bare: side(run.latencies, run.last, await report(bareChild.child), run.errors),
-        nats,
-      };
-    } finally {
-      await stopChild(bareChild.child);
+    // Three polls a second apart: the last success is three seconds after the first.
+    const lastPoll = async () => {
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      return Number(/^orgwatch_last_poll_success_timestamp_seconds (\S+)/m.exec(text)?.[1] ?? 0);
+    };
+    let first = 0;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the daemon exited (${child.exitCode})`);
+      const last = await lastPoll().catch(() => 0);
+      if (first === 0) first = last;
+      else if (last >= first + 2.5) break;
+      await new Promise((r) => setTimeout(r, 200));
     }
+    return residentMb(child.pid!);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    await server.stop();
   }
 }

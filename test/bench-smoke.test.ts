@@ -9,7 +9,7 @@ import { measureChains } from "../bench/chains.js";
 import { consoleTable, measureConsole } from "../bench/console.js";
 import { INGEST_SERVER_CONFIG, measureIngest } from "../bench/ingest.js";
 import { expectedRequests, measurePollCost } from "../bench/poll-cost.js";
-import { chainTable, ingestTable, natsTable, pollTable, scrapeTable } from "../bench/report.js";
+import { chainTable, growthTable, ingestTable, natsTable, pollTable, scrapeTable } from "../bench/report.js";
 import { measureScrape } from "../bench/scrape.js";
 import { createBenchTopology, planTopology } from "../bench/topology.js";
 
@@ -92,7 +92,16 @@ describe("benchmarks (smoke)", () => {
     const r = await measureScrape(
       server.url,
       { pid: server.pid!, monitorUrl: `http://127.0.0.1:${monitorPort}` },
-      { pollIntervalMs: 300, durationMs: 1000, scrapeEveryMs: 100, bareScrapes: 2, idleMs: 100 },
+      20,
+      {
+        loaded: true,
+        idle: true,
+        pollIntervalMs: 300,
+        durationMs: 1000,
+        scrapeEveryMs: 100,
+        bareScrapes: 2,
+        idleMs: 100,
+      },
     );
     // The consumer families alone: 11 gauges + the age + 4 one-hot statuses per consumer.
     expect(r.orgwatch.series).toBeGreaterThanOrEqual(20 * 16);
@@ -101,10 +110,15 @@ describe("benchmarks (smoke)", () => {
     expect(r.bare.series).toBeGreaterThanOrEqual(20 * 16);
     expect(r.bare.series).toBeLessThanOrEqual(r.orgwatch.series);
     expect(r.orgwatch.child.rssPeakMb).toBeGreaterThan(0);
+    expect(r.orgwatchLoaded?.series).toBe(r.orgwatch.series);
+    // The built daemon idle: a real process's resident set, its peak at least as large.
+    expect(r.idle!.rssMb).toBeGreaterThan(20);
+    expect(r.idle!.rssPeakMb).toBeGreaterThanOrEqual(r.idle!.rssMb);
     expect(r.nats.polls).toBeGreaterThanOrEqual(1);
     // Every poll lists 1 stream page and 4 consumer pages at least.
     expect(r.nats.apiRequests).toBeGreaterThanOrEqual(r.nats.polls * 5);
     expect(scrapeTable(r, 20)).toContain("bare prom-client, same series");
     expect(natsTable(r, 20, 300)).toContain("poll every 0.3 s");
+    expect(growthTable([], [r], r.idle!.rssMb)).toContain(`| 20 | – | – |`);
   });
 });
