@@ -50,6 +50,8 @@ interface Replica {
   running: RunningOrgwatch;
   /** "lease acquired" / "lease lost" log lines, with their times. */
   readonly leaseLog: { msg: "acquired" | "lost"; time: number }[];
+  /** Its warnings and errors, each message once with how often (what the cluster test reports). */
+  readonly warnings: Map<string, number>;
 }
 
 describe("a replica pair", () => {
@@ -89,7 +91,12 @@ describe("a replica pair", () => {
   });
 
   function start(name: string, natsUrl = nats.url, known?: Replica, extra: string[] = []): Replica {
-    const replica: Replica = known ?? { name, running: undefined as never, leaseLog: [] };
+    const replica: Replica = known ?? {
+      name,
+      running: undefined as never,
+      leaseLog: [],
+      warnings: new Map(),
+    };
     let partial = "";
     replica.running = startOrgwatchDaemon({
       natsUrl,
@@ -100,6 +107,10 @@ describe("a replica pair", () => {
         const lines = (partial + chunk.toString()).split("\n");
         partial = lines.pop()!;
         for (const line of lines) {
+          if (line.includes('"level":40') || line.includes('"level":50')) {
+            const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200);
+            replica.warnings.set(msg, (replica.warnings.get(msg) ?? 0) + 1);
+          }
           if (!line.includes('"lease ')) continue;
           const entry = JSON.parse(line) as { msg: string; time: number };
           if (entry.msg === "lease acquired") replica.leaseLog.push({ msg: "acquired", time: entry.time });
@@ -370,6 +381,23 @@ describe("a replica pair", () => {
         },
         { timeoutMs: 45_000, intervalMs: 250, what: "every finished task's span" },
       ).catch(() => undefined); // checkSpans says which are missing
+      // What each replica knows of the first tasks not exported (reported below).
+      const exported = new Set(otlp.spans.map((s) => s.taskId));
+      const notExported = [...work.finished.keys()].filter((id) => !exported.has(id)).slice(0, 3);
+      const known = await Promise.all(
+        notExported.map(async (id) => {
+          const views = await Promise.all(
+            [a, b].map(async (r) => {
+              const res = await fetch(new URL(`/api/v1/tasks/${id}`, await r.running.url));
+              if (res.status !== 200) return `${r.name}: ${res.status}`;
+              const v = (await res.json()) as Record<string, unknown> & { timeline: { event: string }[] };
+              const { done_at, outcome, link, parent_task_id, deliveries, stream_sequence } = v;
+              return `${r.name}: ${JSON.stringify({ done_at, outcome, link, parent_task_id, deliveries, stream_sequence, events: v.timeline.map((e) => e.event) })}`;
+            }),
+          );
+          return `${id} (${views.join("; ")})`;
+        }),
+      );
       await stopAll([a, b]);
 
       // Never two at once: each replica's holding intervals, from its own log, do not overlap.
@@ -400,7 +428,9 @@ describe("a replica pair", () => {
       console.log(
         `cluster: killed ${leader} (the lease bucket's leader); ${holder.name} holds it after; ` +
           `${work.finished.size} tasks finished, ${missing.length} not exported, ${twice} spans twice; ` +
-          `a: ${JSON.stringify(a.leaseLog.map((l) => [l.msg, l.time - killedAt]))}, b: ${JSON.stringify(b.leaseLog.map((l) => [l.msg, l.time - killedAt]))}`,
+          `a: ${JSON.stringify(a.leaseLog.map((l) => [l.msg, l.time - killedAt]))}, b: ${JSON.stringify(b.leaseLog.map((l) => [l.msg, l.time - killedAt]))}` +
+          (known.length > 0 ? `; not exported: ${known.join(" | ")}` : "") +
+          `; warnings a ${JSON.stringify([...a.warnings])}, b ${JSON.stringify([...b.warnings])}`,
       );
     } finally {
       await cnc.close();
