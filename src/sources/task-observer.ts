@@ -22,9 +22,18 @@ const NS_PER_MS = 1_000_000;
 const MAX_CONFIRMS_PER_TICK = 64;
 /** How long stopping waits for the last chain state to be saved. */
 const STOP_FLUSH_MS = 2000;
+/**
+ * A reader behind its stream's last sequence that has read nothing for this long is started again
+ * from where it stopped. The client's ordered consumer recovers by itself from most losses, but
+ * after a stream leader's loss it waits out its own backoff (30 s) and, on the 3-node failover
+ * test, sometimes never resumed: its tasks were never seen, so never exported.
+ */
+const READER_STALL_MS = 5000;
 
 interface Reader {
   readonly stream: string;
+  /** When it last read a message (or started). */
+  progressAtMs: number;
   stop(): void;
 }
 
@@ -93,6 +102,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     let done = false;
     const reader: Reader = {
       stream: stream.name,
+      progressAtMs: Date.now(),
       stop() {
         done = true;
         tasks.readerStopped(stream.name);
@@ -115,13 +125,15 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
         if (done) return;
         messages = await consumer.consume();
         for await (const m of messages) {
+          // A stopped reader's buffered messages are its successor's to read.
+          if (done) break;
+          reader.progressAtMs = Date.now();
           try {
             handle(stream.name, m);
           } catch (err) {
             // Input never throws (it is counted); this guards the reader against a bug downstream.
             log.error({ err: (err as Error).message, stream: stream.name }, "task handler failed");
           }
-          if (done) break;
         }
       } catch (err) {
         if (!done) log.warn({ err: (err as Error).message, stream: stream.name }, "task reader stopped");
@@ -139,8 +151,19 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   function syncReaders(poll: PollResult): void {
     if (stopped) return;
     existing ??= new Set([...poll.streams.values()].filter((s) => s.kind === "tasks").map((s) => s.name));
+    const now = Date.now();
     for (const stream of poll.streams.values()) {
-      if (stream.kind !== "tasks" || readers.has(stream.name)) continue;
+      if (stream.kind !== "tasks") continue;
+      const reader = readers.get(stream.name);
+      if (reader) {
+        const behind = stream.lastSequence > (tasks.cursor(stream.name) ?? 0);
+        if (!behind || now - reader.progressAtMs < READER_STALL_MS) continue;
+        log.warn(
+          { stream: stream.name, readThrough: tasks.cursor(stream.name), last: stream.lastSequence },
+          "task reader stalled behind its stream; started again",
+        );
+        reader.stop();
+      }
       readers.set(stream.name, startReader(stream, poll));
     }
     for (const [name, reader] of readers) {
