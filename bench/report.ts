@@ -131,7 +131,9 @@ function stallNotes(r: ScrapeResult): string {
   ] as const) {
     if (!s) continue;
     lines.push(
-      `- ${name}: longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); ` +
+      `- ${name}: at the end heap ${s.child.heapUsedMb.toFixed(0)} MB used of ${s.child.heapTotalMb.toFixed(0)} MB, ` +
+        `outside the heap ${s.child.externalMb.toFixed(0)} MB; ` +
+        `longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); ` +
         (name.startsWith("orgwatch")
           ? `longest poll-end listener ${ms(s.child.longestPolledListenersMs)}; `
           : "") +

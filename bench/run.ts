@@ -3,6 +3,7 @@
 //   --quick            small sizes (a minute or so; for trying the harness, not for figures)
 //   --only a,b         some of: poll, ingest, chains, scrape, admission, console
 //   --json <file>      also write the raw results
+//   --sizes 10000,...  only these consumer counts (of the sizes below), e.g. to profile one
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { connect } from "@nats-io/transport-node";
@@ -23,6 +24,8 @@ const onlyArg = args[args.indexOf("--only") + 1];
 const only = args.includes("--only") && onlyArg ? new Set(onlyArg.split(",")) : undefined;
 const jsonOut = args.includes("--json") ? args[args.indexOf("--json") + 1] : undefined;
 const wants = (name: string) => !only || only.has(name);
+const sizesArg = args[args.indexOf("--sizes") + 1];
+const sizes = args.includes("--sizes") && sizesArg ? new Set(sizesArg.split(",").map(Number)) : undefined;
 
 const SIZES: [number, number][] = quick
   ? [
@@ -148,6 +151,7 @@ if (wants("console")) {
 
 if (wants("poll") || wants("scrape")) {
   for (const [streams, consumers] of SIZES) {
+    if (sizes && !sizes.has(consumers)) continue;
     const scraped = wants("scrape") && SCRAPE_SIZES.includes(consumers);
     if (!wants("poll") && !scraped) continue;
     const monitorPort = await freePort();

@@ -7,6 +7,7 @@
 // Talks over IPC: sends {ready, url}; on "report" sends the figures; on "exit" leaves.
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
+import { writeHeapSnapshot } from "node:v8";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { Gauge, Registry } from "prom-client";
 import { configWith } from "../src/config/load.js";
@@ -19,6 +20,9 @@ export interface ChildReport {
   readonly rssPeakMb: number;
   readonly rssNowMb: number;
   readonly heapUsedMb: number;
+  /** V8's heap as reserved, and memory outside it (Buffers: the encoded text, socket data). */
+  readonly heapTotalMb: number;
+  readonly externalMb: number;
   readonly polls: number;
   readonly series: number;
   /** The longest garbage-collection pause, and its kind (perf_hooks "gc" entries). */
@@ -57,18 +61,29 @@ if (mode === "orgwatch") {
   while (daemon.org.health.pollsCompleted === 0) await new Promise((r) => setTimeout(r, 20));
   polls = () => daemon.org.health.pollsCompleted;
   daemon.org.jetstream.on("polled", () => (lastPollEnd = performance.now()));
-  // How long the longest of the model's `polled` listeners takes (each runs synchronously, one per
-  // turn of the event loop, at each poll's end).
+  // How long the longest of the model's `polled` listeners runs without giving the event loop a
+  // turn (each runs on its own turn at each poll's end; one that returns steps, a turn per step).
   const model = daemon.org.jetstream;
   type PolledListener = Parameters<typeof model.on<"polled">>[1];
-  for (const listener of model.listeners("polled") as PolledListener[]) {
-    const timed: PolledListener = (result, previous) => {
+  const timedSteps = function* (steps: Iterator<unknown>) {
+    for (;;) {
       const t0 = performance.now();
-      listener(result, previous);
+      const step = steps.next();
       listenersMs = Math.max(listenersMs, performance.now() - t0);
+      if (step.done) return;
+      yield;
+    }
+  };
+  for (const listener of model.listeners("polled") as PolledListener[]) {
+    const timed = (...args: Parameters<PolledListener>): unknown => {
+      const t0 = performance.now();
+      const returned = (listener as (...a: Parameters<PolledListener>) => unknown)(...args);
+      listenersMs = Math.max(listenersMs, performance.now() - t0);
+      const next = (returned as { next?: unknown } | undefined)?.next;
+      return typeof next === "function" ? timedSteps(returned as Iterator<unknown>) : undefined;
     };
     model.off("polled", listener);
-    model.on("polled", timed);
+    model.on("polled", timed as PolledListener);
   }
   describePoll = () => ` (polls take ${(daemon.org.health.lastPollDurationSeconds ?? 0).toFixed(2)} s)`;
   url = `${daemon.url}/metrics`;
@@ -163,12 +178,17 @@ send({ ready: true, url });
 
 process.on("message", (m) => {
   if (m === "report") {
+    // BENCH_HEAP_SNAPSHOT_DIR=<dir>: a heap snapshot at the end of the run (Chrome DevTools' Memory tab).
+    const snapshots = process.env["BENCH_HEAP_SNAPSHOT_DIR"];
+    if (snapshots) writeHeapSnapshot(`${snapshots}/${mode}-${process.pid}.heapsnapshot`);
     const report: ChildReport = {
       maxStallMs: loop.max / 1e6,
       p99StallMs: loop.percentile(99) / 1e6,
       rssPeakMb: Math.max(rssPeak, process.memoryUsage.rss()) / MB,
       rssNowMb: process.memoryUsage.rss() / MB,
       heapUsedMb: process.memoryUsage().heapUsed / MB,
+      heapTotalMb: process.memoryUsage().heapTotal / MB,
+      externalMb: process.memoryUsage().external / MB,
       polls: polls(),
       series,
       maxGcPauseMs: maxGc.ms,

@@ -108,10 +108,22 @@ export function consumerGroupOf(c: Pick<ConsumerState, "name" | "deliverGroup">)
 }
 
 interface JetStreamEvents {
-  /** A poll completed; listeners derive their own views (broadcast acks, roster, findings). */
+  /**
+   * A poll completed; listeners derive their own views (broadcast acks, roster, findings). A
+   * listener with much to do may return the rest as steps (a generator): see applyPollYielding.
+   */
   polled: [result: PollResult, previous: PollResult | undefined];
   /** Every "polled" listener has run: the whole model reflects this poll (the console shows it). */
   applied: [result: PollResult];
+}
+
+type PolledListener = (result: PollResult, previous: PollResult | undefined) => unknown;
+
+/** What a "polled" listener returned, if it is work still to do (an iterator of steps). */
+function stepsOf(returned: unknown): Iterator<unknown> | undefined {
+  if (typeof returned !== "object" || returned === null) return undefined;
+  const next = (returned as { next?: unknown }).next;
+  return typeof next === "function" ? (returned as Iterator<unknown>) : undefined;
 }
 
 export class JetStreamModel extends EventEmitter<JetStreamEvents> {
@@ -123,28 +135,36 @@ export class JetStreamModel extends EventEmitter<JetStreamEvents> {
 
   current: PollResult | undefined;
 
+  /** Every listener, and every step a listener returns, at once. */
   applyPoll(result: PollResult): void {
     const previous = this.current;
     this.current = result;
-    this.emit("polled", result, previous);
+    for (const listener of this.rawListeners("polled") as PolledListener[]) {
+      const steps = stepsOf(listener.call(this, result, previous));
+      if (steps) while (!steps.next().done);
+    }
     this.emit("applied", result);
   }
 
   /**
-   * applyPoll with a turn of the event loop between listeners: at 10,000 consumers each derived view
-   * (findings, tasks, broadcasts, roster, the metrics text) takes milliseconds to tens of them, and
-   * run back to back they would stall the loop for their sum. Resolves when every listener has run;
-   * one removed meanwhile (its source stopping) is skipped; a listener's error rejects.
+   * applyPoll with a turn of the event loop between listeners, and between the steps of a listener
+   * that returns steps: at 10,000 consumers each derived view (findings, tasks, broadcasts, roster,
+   * the metrics text) takes milliseconds to tens of them, and run back to back they would stall the
+   * loop for their sum. Resolves when every listener has run; one removed meanwhile (its source
+   * stopping) is skipped; a listener's error rejects. A listener's steps once started are finished,
+   * even when a newer poll comes meanwhile: half a view would be neither poll's.
    */
   async applyPollYielding(result: PollResult): Promise<void> {
     const previous = this.current;
     this.current = result;
-    const listeners = this.rawListeners("polled") as ((r: PollResult, p: PollResult | undefined) => void)[];
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const listeners = this.rawListeners("polled") as PolledListener[];
     for (const [i, listener] of listeners.entries()) {
-      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (i > 0) await turn();
       if (this.current !== result) return; // a newer poll was applied meanwhile (applyPoll by hand)
       if (!this.rawListeners("polled").includes(listener)) continue;
-      listener.call(this, result, previous);
+      const steps = stepsOf(listener.call(this, result, previous));
+      if (steps) while (!steps.next().done) await turn();
     }
     this.emit("applied", result);
   }

@@ -30,6 +30,8 @@ const MAX_NAMED = 1_000;
 /** API audit hints kept per stream, and for how long. */
 const MAX_HINTS = 100;
 const HINT_TTL_MS = 10 * 60_000;
+/** Consumers compared with their previous poll between two turns of the event loop. */
+const SLICE = 1_000;
 /** How long the state of a consumer gone from the polls is kept for its return. */
 const RETIRED_MS = 10 * 60_000;
 
@@ -99,6 +101,16 @@ interface Hint {
 export interface LostWorkSnapshot {
   consumers: ConsumerLedger[];
   streams: StreamLedger[];
+}
+
+function sameTotals(
+  a: Partial<Record<RemovalReason, number>> | undefined,
+  b: Partial<Record<RemovalReason, number>>,
+): boolean {
+  if (a === undefined) return Object.values(b).every((n) => !n);
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as RemovalReason[]);
+  for (const k of keys) if ((a[k] ?? 0) !== (b[k] ?? 0)) return false;
+  return true;
 }
 
 function coversWholeStream(c: ConsumerState, s: StreamState): boolean {
@@ -248,6 +260,15 @@ export class LostWorkModel {
 
   /** A poll: compare every durable consumer with its previous poll. */
   applyPoll(result: PollResult): void {
+    const steps = this.applyPollSteps(result);
+    while (!steps.next().done);
+  }
+
+  /**
+   * applyPoll a slice of consumers at a time: each `yield` is a point where the event loop may run
+   * (JetStreamModel.applyPollYielding). At 10,000 consumers the whole comparison took 40–90 ms.
+   */
+  *applyPollSteps(result: PollResult): Generator<void, void, void> {
     if (this.reconcile && this.tasks) {
       // Saved state names tasks lost whose own records may not have been saved with their end.
       this.reconcile = false;
@@ -266,10 +287,15 @@ export class LostWorkModel {
     // API audit hints of this interval (the server's clock: a second's slack).
     const since = (this.lastPollAt ?? result.at - HINT_TTL_MS) - 1_000;
     this.lastPollAt = result.at;
+    let inSlice = 0;
     for (const c of result.consumers.values()) {
       const stream = result.streams.get(c.stream);
       if (!stream || !c.durable || c.ackPolicy === "none") continue;
       this.applyConsumer(c, stream, result.at, arrivedIn.get(c.stream) ?? false, serverChanged, since);
+      if (++inSlice === SLICE) {
+        inSlice = 0;
+        yield;
+      }
     }
     for (const s of result.streams.values()) {
       const before = this.streams.get(s.name);
@@ -435,8 +461,15 @@ export class LostWorkModel {
     return {
       snapshot: { consumers, streams },
       saved: () => {
-        for (const [key, t] of totals) if (this.ledgers.has(key)) this.saved.set(key, t);
-        this.version++;
+        // Bumped only when an exported total changed: a flush happens every second or so, and
+        // each bump makes the exporter render the counter's 10,000 series again.
+        let changed = false;
+        for (const [key, t] of totals) {
+          if (!this.ledgers.has(key)) continue;
+          if (!sameTotals(this.saved.get(key), t)) changed = true;
+          this.saved.set(key, t);
+        }
+        if (changed) this.version++;
       },
     };
   }

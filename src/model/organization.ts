@@ -51,7 +51,8 @@ export class Organization {
       this.jetstream,
     );
     this.lostWork.attachTasks(this.tasks);
-    this.jetstream.prependListener("polled", (result) => this.lostWork.applyPoll(result));
+    // Steps: the poller applies them a slice of consumers per turn of the event loop.
+    this.jetstream.prependListener("polled", (result) => this.lostWork.applyPollSteps(result));
     this.feedHistory();
   }
 

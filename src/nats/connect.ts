@@ -54,6 +54,11 @@ export function connectionOptions(config: Config): ConnectionOptions {
     // nats.js gives up for good after the same auth error twice in a row; credentials being rotated
     // on the server must not leave orgwatch disconnected forever, so it keeps trying.
     ignoreAuthErrorAbort: true,
+    // Without it nats.js captures a stack trace per request (to append where a request that
+    // times out was sent): at 10,000 consumers a poll sends ~1,000 requests and the chain store
+    // writes per change, ~0.8 s of CPU a minute measured (BENCHMARKS.md). orgwatch logs the
+    // error's message, which names the subject, not the stack.
+    noAsyncTraces: true,
   };
   if (urlUser !== undefined && config["nats-user"] === undefined && config["nats-token"] === undefined) {
     // `nats://token@host` carries a token, `nats://user:pass@host` a user and password.

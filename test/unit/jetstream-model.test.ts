@@ -1,5 +1,6 @@
 // The poller hands each poll to the model's listeners one per turn of the event loop
-// (applyPollYielding), so that at 10,000 consumers their work does not add up into one stall.
+// (applyPollYielding), so that at 10,000 consumers their work does not add up into one stall; a
+// listener with much to do returns steps, a turn apart.
 import { describe, expect, it } from "vitest";
 import { JetStreamModel, type PollResult } from "../../src/model/jetstream.js";
 import { pollResult } from "../helpers/jetstream-fixtures.js";
@@ -34,6 +35,25 @@ describe("JetStreamModel.applyPollYielding", () => {
     calls.length = 0;
     await model.applyPollYielding(pollResult(3, [], []));
     expect(calls.filter((c) => c !== "turn")).toEqual(["a", "b"]);
+  });
+
+  it("runs the steps a listener returns a turn apart, and all at once in applyPoll", async () => {
+    const model = new JetStreamModel();
+    const calls: string[] = [];
+    // A listener's steps: a generator function's body runs only as it is iterated.
+    model.on("polled", function* (r) {
+      calls.push(`step 1 of poll ${r.at}`);
+      setImmediate(() => calls.push("turn"));
+      yield;
+      calls.push(`step 2 of poll ${r.at}`);
+    } as unknown as (r: PollResult) => void);
+    model.on("polled", () => calls.push("next listener"));
+    model.on("applied", () => calls.push("applied"));
+    await model.applyPollYielding(pollResult(1, [], []));
+    expect(calls).toEqual(["step 1 of poll 1", "turn", "step 2 of poll 1", "next listener", "applied"]);
+    calls.length = 0;
+    model.applyPoll(pollResult(2, [], []));
+    expect(calls).toEqual(["step 1 of poll 2", "step 2 of poll 2", "next listener", "applied"]);
   });
 
   it("rejects with a listener's error", async () => {
