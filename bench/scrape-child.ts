@@ -178,9 +178,6 @@ send({ ready: true, url });
 
 process.on("message", (m) => {
   if (m === "report") {
-    // BENCH_HEAP_SNAPSHOT_DIR=<dir>: a heap snapshot at the end of the run (Chrome DevTools' Memory tab).
-    const snapshots = process.env["BENCH_HEAP_SNAPSHOT_DIR"];
-    if (snapshots) writeHeapSnapshot(`${snapshots}/${mode}-${process.pid}.heapsnapshot`);
     const report: ChildReport = {
       maxStallMs: loop.max / 1e6,
       p99StallMs: loop.percentile(99) / 1e6,
@@ -197,6 +194,9 @@ process.on("message", (m) => {
       longestPolledListenersMs: listenersMs,
     };
     send({ report });
+    // BENCH_HEAP_SNAPSHOT_DIR=<dir>: a heap snapshot after the run (Chrome DevTools' Memory tab).
+    const snapshots = process.env["BENCH_HEAP_SNAPSHOT_DIR"];
+    if (snapshots) writeHeapSnapshot(`${snapshots}/${mode}-${process.pid}.heapsnapshot`);
   } else if (m === "exit") {
     clearInterval(sampler);
     process.exit(0);

@@ -125,7 +125,9 @@ function startChild(args: string[]): Promise<{ child: ChildProcess; url: string 
   // BENCH_CPU_PROF_DIR=<dir>: each child writes a V8 CPU profile there (open it in Chrome DevTools).
   // BENCH_TRACE_GC=1: each child prints V8's --trace-gc lines (every pause, its kind and duration).
   const profile = process.env["BENCH_CPU_PROF_DIR"];
+  // BENCH_NODE_FLAGS="--max-semi-space-size=4 ...": V8 flags for each child, to try their effect.
   const execArgv = [
+    ...(process.env["BENCH_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? []),
     ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []),
     ...(process.env["BENCH_TRACE_GC"] ? ["--trace-gc"] : []),
   ];

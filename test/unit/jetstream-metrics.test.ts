@@ -144,6 +144,36 @@ describe("JetStream metrics exporter", () => {
       text.split("\n").filter((l) => l !== "" && !l.includes("oldest_unacked_age"));
     expect(fixed(body)).toEqual(fixed(renderPoll(result).fixed));
   });
+
+  it("serves the previous poll's whole text while a large poll's text is being rendered", async () => {
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerJetStreamMetrics(metrics, org);
+    const large = (pending: number) =>
+      poll(
+        [stream("CTO")],
+        Array.from({ length: 1201 }, (_, i) => consumer("CTO", `w${i}`, { pending, ackPending: 0 })),
+      );
+    const lags = async () =>
+      new Set(
+        parseScrape((await metrics.render(false)).body)
+          .series("orgwatch_consumer_lag_messages")
+          .map((s) => s.value),
+      );
+    org.jetstream.applyPoll(large(1));
+    // Before any text is ready, a scrape waits for the first.
+    expect(await lags()).toEqual(new Set([1]));
+    org.jetstream.applyPoll(large(2));
+    // At once: the previous poll's, every consumer of it (not half of each).
+    expect(await lags()).toEqual(new Set([1]));
+    // A few turns of the event loop later (3 slices), the new poll's.
+    let seen = new Set<number>();
+    for (let turn = 0; turn < 20 && !seen.has(2); turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      seen = await lags();
+    }
+    expect(seen).toEqual(new Set([2]));
+  });
 });
 
 describe("choosing what is exported (allow and deny lists)", () => {

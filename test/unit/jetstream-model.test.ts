@@ -41,7 +41,7 @@ describe("JetStreamModel.applyPollYielding", () => {
     const model = new JetStreamModel();
     const calls: string[] = [];
     // A listener's steps: a generator function's body runs only as it is iterated.
-    model.on("polled", function* (r) {
+    model.on("polled", function* (r: PollResult) {
       calls.push(`step 1 of poll ${r.at}`);
       setImmediate(() => calls.push("turn"));
       yield;

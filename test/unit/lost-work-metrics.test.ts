@@ -68,8 +68,23 @@ describe("lost-work metrics exporter", () => {
     org.lostWork.takeDirty().saved();
     expect(org.lostWork.version).toBe(version);
     expect((await chunks())[0]).toBe(first[0]);
-    // A new poll renders it again.
+    // A new poll that changed no total renders it again, serving the previous text meanwhile
+    // (1,234 consumers take 3 slices).
     org.jetstream.applyPoll(poll(2_000, () => 1));
-    expect((await chunks())[0]).not.toBe(first[0]);
+    expect((await chunks())[0]).toBe(first[0]);
+    let now = first[0];
+    for (let turn = 0; turn < 20 && now === first[0]; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      now = (await chunks())[0];
+    }
+    expect(now).not.toBe(first[0]);
+    // A changed total is never served late: the next scrape waits for it.
+    org.jetstream.applyPoll(poll(3_000, (i) => (i === 5 ? 3 : 1)));
+    const text = Buffer.concat(
+      (await chunks()).flatMap((c) =>
+        typeof c === "string" ? [Buffer.from(c)] : "raw" in c ? [...c.raw] : [c],
+      ),
+    );
+    expect(parseScrape(text.toString("utf8")).value(LOST, { stream: "S5", reason: "max_age" })).toBe(2);
   });
 });

@@ -34,7 +34,8 @@ const SLICE = 1000;
  * prom-client (label hashing, formatting) ~40 ms of blocking work on every scrape. Here each
  * consumer's series prefix is built once (kept while its labels stay the same), and the text is
  * rebuilt, encoded, only when a poll or a count changed it; at a scrape, in slices that yield to the
- * event loop (done in one go it took ~100 ms at 10,000 consumers on a loaded machine).
+ * event loop (done in one go it took ~100 ms at 10,000 consumers on a loaded machine); after a poll
+ * that changed no count, behind the previous text.
  */
 function deadLetterSection(org: Organization): TextSection {
   const model = org.deadLetters;
@@ -43,7 +44,7 @@ function deadLetterSection(org: Organization): TextSection {
   let prefixes = new Map<string, { role: string; prefix: string }>();
   let prefixesPoll: unknown;
 
-  function* build(): Generator<void, readonly Buffer[], void> {
+  function counts(): { counted: Map<string, ConsumerCounts>; total: number } {
     const counted = new Map<string, ConsumerCounts>();
     let total = 0;
     for (const c of model.consumers()) {
@@ -51,6 +52,11 @@ function deadLetterSection(org: Organization): TextSection {
       counted.set(consumerKey(c.labels.stream, c.labels.consumer), c);
       total += c.deadLetters;
     }
+    return { counted, total };
+  }
+
+  function* build(): Generator<void, readonly Buffer[], void> {
+    const { counted, total } = counts();
     const poll = org.jetstream.current;
     if (cache && cache.poll === poll && cache.total === total) return cache.body;
     const consumers = [...(poll?.consumers ?? new Map<string, ConsumerState>()).entries()];
@@ -85,6 +91,15 @@ function deadLetterSection(org: Organization): TextSection {
     }
     return body;
   }
+  let rebuilding: Promise<readonly Buffer[]> | undefined;
+  const drive = async (steps: Generator<void, readonly Buffer[], void>) => {
+    let step = steps.next();
+    while (!step.done) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      step = steps.next();
+    }
+    return step.value;
+  };
   const header = (openMetrics: boolean) => {
     const name = openMetrics ? DEADLETTERS : `${DEADLETTERS}_total`;
     return `# HELP ${name} ${DEADLETTERS_HELP}\n# TYPE ${name} counter\n`;
@@ -97,13 +112,20 @@ function deadLetterSection(org: Organization): TextSection {
       return header(false) + Buffer.concat(step.value).toString("utf8");
     },
     chunks: async (openMetrics) => {
-      const steps = build();
-      let step = steps.next();
-      while (!step.done) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        step = steps.next();
+      // Only the poll changed (consumers came or went), no count: the previous text is served while
+      // the new one is built, a slice per turn, in the background (a small organization's is built at once). A scrape waiting for it right after
+      // each poll, behind the poll's own work, took 100–300 ms (the p99). A new count is never late.
+      const poll = org.jetstream.current;
+      if (
+        cache &&
+        cache.poll !== poll &&
+        (poll?.consumers.size ?? 0) > SLICE &&
+        cache.total === counts().total
+      ) {
+        rebuilding ??= drive(build()).finally(() => (rebuilding = undefined));
+        return [header(openMetrics), ...cache.body];
       }
-      return [header(openMetrics), ...step.value];
+      return [header(openMetrics), ...(await drive(build()))];
     },
   };
 }

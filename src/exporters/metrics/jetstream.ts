@@ -287,9 +287,9 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
       rendering = undefined;
       return;
     }
-    // Scrapes wait for the new text (chunks below); dropping the old one now lets it be collected
-    // while the new one is built, instead of holding both (2 × 14 MB at 10,000 consumers).
-    rendered = undefined;
+    // Scrapes meanwhile get the previous poll's text (chunks below): waiting for the new one put
+    // every scrape of the ~0.5 s it takes at 10,000 consumers past 200 ms (the p99). Both are held
+    // while the new one is built (2 × 17 MB at 10,000 consumers).
     const done = renderPollInSlices(result, filter, () => latest !== result)
       .then((r) => {
         if (r && latest === result) rendered = r;
@@ -304,8 +304,8 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     selfFiltered: true,
     render: () => (rendered ? rendered.fixed + renderAges(rendered, Date.now()) : ""),
     chunks: async () => {
-      // The latest poll's text, even when a scrape arrives while it is being rendered.
-      while (rendering) await rendering;
+      // The latest poll's text that is ready; before the first one is, the first one.
+      while (!rendered && rendering) await rendering;
       return rendered ? [rendered.fixedPart, busyAges(rendered, Date.now())] : [];
     },
   };

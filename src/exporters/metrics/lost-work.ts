@@ -61,6 +61,8 @@ interface LostText {
   readonly poll: PollResult | undefined;
   readonly prometheus: Precompressed;
   readonly openMetrics: Precompressed;
+  /** Rendered in more than one slice: its successor too, so a scrape is served this one meanwhile. */
+  readonly sliced: boolean;
 }
 
 /** Renders the counter step by step: each `yield` is a point where the event loop may run. */
@@ -78,6 +80,7 @@ function* lostSteps(org: Organization): Generator<void, LostText, void> {
     poll,
     prometheus: new Precompressed([Buffer.from(headerText(false), "utf8"), ...series]),
     openMetrics: new Precompressed([Buffer.from(headerText(true), "utf8"), ...series]),
+    sliced: series.length > 1,
   };
 }
 
@@ -100,7 +103,10 @@ export function registerLostWorkMetrics(metrics: MetricsRegistry, org: Organizat
     t !== undefined && t.version === org.lostWork.version && t.poll === org.jetstream.current;
   const latest = (): Promise<LostText> => {
     if (current && fresh(current)) return Promise.resolve(current);
-    if (rendering && fresh(rendering)) return rendering.done;
+    if (rendering && fresh(rendering))
+      return current?.version === rendering.version && current.sliced
+        ? Promise.resolve(current)
+        : rendering.done;
     const steps = lostSteps(org);
     const done = (async () => {
       let step = steps.next();
@@ -108,10 +114,16 @@ export function registerLostWorkMetrics(metrics: MetricsRegistry, org: Organizat
         await new Promise<void>((resolve) => setImmediate(resolve));
         step = steps.next();
       }
-      current = step.value;
+      // A render of an older state finishing late does not replace a newer one.
+      if (!current || step.value.version >= current.version) current = step.value;
       return step.value;
     })();
     rendering = { version: org.lostWork.version, poll: org.jetstream.current, done };
+    // Only the poll changed (stream limits, consumers' labels), no total: the previous text is
+    // served while the new one is built (a small organization's is built at once); a changed
+    // total is waited for.
+    if (current && current.version === org.lostWork.version && current.sliced)
+      return Promise.resolve(current);
     return done;
   };
   // Ready before the next scrape asks.
