@@ -61,6 +61,12 @@ if (mode === "orgwatch") {
   while (daemon.org.health.pollsCompleted === 0) await new Promise((r) => setTimeout(r, 20));
   polls = () => daemon.org.health.pollsCompleted;
   daemon.org.jetstream.on("polled", () => (lastPollEnd = performance.now()));
+  if (process.env["BENCH_STALL_LOG"]) {
+    daemon.org.jetstream.on("polled", (r) =>
+      process.stderr.write(`poll started at ${r.at}, listeners from ${Date.now()}\n`),
+    );
+    daemon.org.jetstream.on("applied", () => process.stderr.write(`poll applied at ${Date.now()}\n`));
+  }
   // How long the longest of the model's `polled` listeners runs without giving the event loop a
   // turn (each runs on its own turn at each poll's end; one that returns steps, a turn per step).
   const model = daemon.org.jetstream;
@@ -134,7 +140,11 @@ if (mode === "orgwatch") {
   url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/metrics`;
 }
 
-// Measure from here: start-up (building the registry, the first poll) is not steady state.
+// Measure from here: start-up (building the registry, the first poll, rendering its text, the
+// first scrape's compiling and encoding) is not steady state. One scrape of its own first: the
+// first poll's text is rendered in slices after the poll, and scrapes waiting for it in the first
+// seconds were the slowest of a run (130–330 ms), a start-up cost counted in the p99 otherwise.
+await fetch(url).then((r) => r.arrayBuffer());
 loop.enable();
 let maxGc = { ms: 0, kind: "" };
 const GC_KINDS: Record<number, string> = {

@@ -196,6 +196,11 @@ async function scrapeLoop(url: string, durationMs: number, everyMs: number, minS
     try {
       const { body, gzipped, lastByteMs } = await scrapeOnce(url);
       latencies.push(lastByteMs - t0);
+      // BENCH_STALL_LOG=1: slow scrapes with their wall-clock time, to line up with the child's polls.
+      if (process.env["BENCH_STALL_LOG"] && lastByteMs - t0 > 100)
+        process.stderr.write(
+          `slow scrape ${(lastByteMs - t0).toFixed(0)} ms sent at ${(performance.timeOrigin + t0).toFixed(0)}\n`,
+        );
       // What a JavaScript client would do next, timed apart: the server's part is done.
       const d0 = performance.now();
       const raw = Buffer.concat(body);
