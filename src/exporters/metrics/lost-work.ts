@@ -69,12 +69,19 @@ interface LostText {
 function* lostSteps(org: Organization): Generator<void, LostText, void> {
   const version = org.lostWork.version;
   const poll = org.jetstream.current;
-  const entries = [...org.lostWork.exported()];
   const series: Buffer[] = [];
-  for (let start = 0; start < entries.length; start += SLICE) {
-    if (start > 0) yield;
-    series.push(Buffer.from(seriesText(entries.slice(start, start + SLICE), poll?.streams), "utf8"));
+  // Read from the model a slice at a time: even listing 10,000 ledgers at once took 40 ms on a
+  // loaded core.
+  let batch: LostEntry[] = [];
+  for (const entry of org.lostWork.exported()) {
+    batch.push(entry);
+    if (batch.length < SLICE) continue;
+    series.push(Buffer.from(seriesText(batch, poll?.streams), "utf8"));
+    batch = [];
+    yield;
   }
+  if (batch.length > 0 || series.length === 0)
+    series.push(Buffer.from(seriesText(batch, poll?.streams), "utf8"));
   return {
     version,
     poll,
