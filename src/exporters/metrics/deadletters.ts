@@ -5,7 +5,7 @@ import type { ConsumerCounts, ConsumerLabels } from "../../model/deadletters.js"
 import { consumerKey, type ConsumerState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
 import { escapeLabelValue } from "./jetstream.js";
-import { AGENT_LATENCY_BUCKETS, type MetricsRegistry, type TextSection } from "./registry.js";
+import { AGENT_LATENCY_BUCKETS, renderInTurns, type MetricsRegistry, type TextSection } from "./registry.js";
 
 const LABELS = ["stream", "consumer", "role"] as const;
 
@@ -92,14 +92,6 @@ function deadLetterSection(org: Organization): TextSection {
     return body;
   }
   let rebuilding: Promise<readonly Buffer[]> | undefined;
-  const drive = async (steps: Generator<void, readonly Buffer[], void>) => {
-    let step = steps.next();
-    while (!step.done) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      step = steps.next();
-    }
-    return step.value;
-  };
   const header = (openMetrics: boolean) => {
     const name = openMetrics ? DEADLETTERS : `${DEADLETTERS}_total`;
     return `# HELP ${name} ${DEADLETTERS_HELP}\n# TYPE ${name} counter\n`;
@@ -122,10 +114,10 @@ function deadLetterSection(org: Organization): TextSection {
         (poll?.consumers.size ?? 0) > SLICE &&
         cache.total === counts().total
       ) {
-        rebuilding ??= drive(build()).finally(() => (rebuilding = undefined));
+        rebuilding ??= renderInTurns(build()).finally(() => (rebuilding = undefined));
         return [header(openMetrics), ...cache.body];
       }
-      return [header(openMetrics), ...(await drive(build()))];
+      return [header(openMetrics), ...(await renderInTurns(build()))];
     },
   };
 }

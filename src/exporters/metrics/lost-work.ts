@@ -14,7 +14,7 @@ import { expectedReasons, type LostLabels } from "../../model/lost-work.js";
 import type { PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
 import { escapeLabelValue } from "./jetstream.js";
-import { Precompressed, type MetricsRegistry } from "./registry.js";
+import { Precompressed, renderInTurns, type MetricsRegistry } from "./registry.js";
 
 const LOST = "orgwatch_consumer_lost_messages_total";
 const LOST_HELP =
@@ -115,16 +115,11 @@ export function registerLostWorkMetrics(metrics: MetricsRegistry, org: Organizat
         ? Promise.resolve(current)
         : rendering.done;
     const steps = lostSteps(org);
-    const done = (async () => {
-      let step = steps.next();
-      while (!step.done) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        step = steps.next();
-      }
+    const done = renderInTurns(steps).then((text) => {
       // A render of an older state finishing late does not replace a newer one.
-      if (!current || step.value.version >= current.version) current = step.value;
-      return step.value;
-    })();
+      if (!current || text.version >= current.version) current = text;
+      return text;
+    });
     rendering = { version: org.lostWork.version, poll: org.jetstream.current, done };
     // Only the poll changed (stream limits, consumers' labels), no total: the previous text is
     // served while the new one is built (a small organization's is built at once); a changed

@@ -52,6 +52,16 @@ export async function gzipBody(chunks: readonly Chunk[]): Promise<Buffer[]> {
   return Promise.all(members);
 }
 
+/** Runs a render's steps (a generator) with a turn of the event loop between them; resolves with its result. */
+export async function renderInTurns<T>(steps: Generator<void, T, void>): Promise<T> {
+  let step = steps.next();
+  while (!step.done) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    step = steps.next();
+  }
+  return step.value;
+}
+
 /** A family rendered outside prom-client, e.g. once per poll. */
 export interface TextSection {
   /** Prometheus text (for a section without chunks(), also its OpenMetrics text: gauges only). */
