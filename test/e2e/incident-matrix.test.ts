@@ -109,6 +109,7 @@ describe("the incident matrix", () => {
       } catch {
         // Prometheus busy: the next round sees it.
       }
+      // The watcher's polling interval (it records when each alert first fires until the tests end).
       await new Promise((r) => setTimeout(r, 250));
     }
   }
