@@ -137,7 +137,9 @@ export function createApp(
   });
   const telemetryPath = config["web.telemetry-path"];
   app.get(telemetryPath, async (req, res) => {
-    const { contentType, chunks } = await metrics.renderChunks(wantsOpenMetrics(req.get("accept")));
+    const { contentType, chunks, release } = await metrics.renderChunks(wantsOpenMetrics(req.get("accept")));
+    // Written or not (a client gone), the text it holds may be reused once the response is over.
+    res.once("close", release);
     // Written piece by piece, the large pre-encoded sections as they are: res.send() would join them
     // into one string, encode it and hash it for an ETag on every scrape (~14 MB at 10,000 consumers).
     // gzip when asked: the part fixed until the next poll is compressed once (registry.ts).

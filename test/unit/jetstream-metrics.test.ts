@@ -9,7 +9,7 @@ import {
   renderAges,
   renderPoll,
 } from "../../src/exporters/metrics/jetstream.js";
-import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
+import { identityBody, MetricsRegistry } from "../../src/exporters/metrics/registry.js";
 import type { ConsumerState, StreamState } from "../../src/model/jetstream.js";
 import { Organization } from "../../src/model/organization.js";
 import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
@@ -112,6 +112,29 @@ describe("JetStream metrics exporter", () => {
     const m = parseScrape(await body());
     expect(m.series("orgwatch_stream_messages").map((s) => s.labels["stream"])).toEqual(["CEO"]);
     expect(m.series("orgwatch_consumer_lag_messages")).toEqual([]);
+  });
+
+  it("keeps a poll's text intact while a scrape holds it, through the next polls", async () => {
+    // Each poll's text is written into a reused arena (text-arena.ts): without the hold, the third
+    // poll would write over the first's while a slow scrape still sends it.
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerJetStreamMetrics(metrics, org);
+    const withPending = (pending: number) =>
+      poll([stream("CTO")], [consumer("CTO", "cto-worker", { pending })]);
+    const lag = (text: string) => parseScrape(text).series("orgwatch_consumer_lag_messages")[0]?.value;
+    org.jetstream.applyPoll(withPending(10));
+    const slow = await metrics.renderChunks(false);
+    for (const pending of [20, 30, 40]) {
+      org.jetstream.applyPoll(withPending(pending));
+      expect(lag((await metrics.render(false)).body)).toBe(pending + 1);
+    }
+    expect(lag(Buffer.concat(identityBody(slow.chunks)).toString("utf8"))).toBe(11);
+    slow.release();
+    for (const pending of [50, 60, 70]) {
+      org.jetstream.applyPoll(withPending(pending));
+      expect(lag((await metrics.render(false)).body)).toBe(pending + 1);
+    }
   });
 
   it("renders a large poll in slices (yielding between them) to the same text, every consumer once", async () => {

@@ -7,6 +7,7 @@ import { CONSUMER_STATUSES, lagOf } from "../../logic/consumer-status.js";
 import type { ConsumerState, PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
 import { Precompressed, type MetricsRegistry, type TextSection } from "./registry.js";
+import { TextArena, TextArenas } from "./text-arena.js";
 import { createExportFilter, type ExportFilter } from "../../logic/export-filter.js";
 import { exportFilterOf } from "../../config/load.js";
 
@@ -158,6 +159,8 @@ interface Rendered {
   readonly oldestMs: readonly number[];
   /** `chunks` and `idleAges`, fixed until the next poll, gzip-encoded at most once. */
   readonly fixedPart: Precompressed;
+  /** Where the text is written. */
+  readonly arena: TextArena;
 }
 
 /**
@@ -168,7 +171,11 @@ interface Rendered {
 const SLICE = 500;
 
 /** Renders a poll step by step: each `yield` is a point where the event loop may run. */
-function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, Rendered, void> {
+function* renderSteps(
+  poll: PollResult,
+  filter: ExportFilter,
+  arena: TextArena,
+): Generator<void, Rendered, void> {
   let consumers = [...poll.consumers.values()];
   if (filter.active) consumers = consumers.filter((c) => filter.consumer(c.stream, c.name));
   const consumerFamilies = CONSUMER_FAMILIES.filter((f) => filter.family(f.name));
@@ -176,10 +183,10 @@ function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, R
   const withAge = filter.family(AGE.name);
   // Each slice's lines are encoded as soon as the slice is done: the 160,000 small strings of a poll
   // then die young instead of surviving (and being copied by every scavenge) until one final join.
-  const families = consumerFamilies.map((f) => [Buffer.from(header(f.name, f.help), "utf8")]);
-  const status = withStatus ? [Buffer.from(header(STATUS.name, STATUS.help), "utf8")] : [];
+  const families = consumerFamilies.map((f) => [arena.write(header(f.name, f.help))]);
+  const status = withStatus ? [arena.write(header(STATUS.name, STATUS.help))] : [];
   // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
-  const idleAges = withAge ? [Buffer.from(header(AGE.name, AGE.help), "utf8")] : [];
+  const idleAges = withAge ? [arena.write(header(AGE.name, AGE.help))] : [];
   const agePrefixes: string[] = [];
   const oldestMs: number[] = [];
   for (let start = 0; start < consumers.length; start += SLICE) {
@@ -206,9 +213,9 @@ function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, R
         oldestMs.push(c.oldestUnackedMs);
       }
     }
-    for (let f = 0; f < texts.length; f++) families[f]!.push(Buffer.from(texts[f]!, "utf8"));
-    if (withStatus) status.push(Buffer.from(statusText, "utf8"));
-    if (withAge) idleAges.push(Buffer.from(idleText, "utf8"));
+    for (let f = 0; f < texts.length; f++) families[f]!.push(arena.write(texts[f]!));
+    if (withStatus) status.push(arena.write(statusText));
+    if (withAge) idleAges.push(arena.write(idleText));
     yield;
   }
   let streams = [...poll.streams.values()];
@@ -220,12 +227,13 @@ function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, R
       const v = family.value(streams[i]!);
       if (v !== undefined) text += `${family.name}{${streamLabelText[i]}} ${formatSampleValue(v)}\n`;
     }
-    return Buffer.from(text, "utf8");
+    return arena.write(text);
   });
   const chunks = [...families.flat(), ...status, ...streamFamilies];
   return {
     chunks,
-    fixedPart: new Precompressed([...chunks, ...idleAges]),
+    fixedPart: new Precompressed([...chunks, ...idleAges], arena),
+    arena,
     get fixed() {
       return Buffer.concat(chunks).toString("utf8");
     },
@@ -235,8 +243,12 @@ function* renderSteps(poll: PollResult, filter: ExportFilter): Generator<void, R
   };
 }
 
-export function renderPoll(poll: PollResult, filter: ExportFilter = NO_FILTER): Rendered {
-  const steps = renderSteps(poll, filter);
+export function renderPoll(
+  poll: PollResult,
+  filter: ExportFilter = NO_FILTER,
+  arena: TextArena = new TextArena(0),
+): Rendered {
+  const steps = renderSteps(poll, filter, arena);
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;
@@ -247,9 +259,10 @@ export function renderPoll(poll: PollResult, filter: ExportFilter = NO_FILTER): 
 async function renderPollInSlices(
   poll: PollResult,
   filter: ExportFilter,
+  arena: TextArena,
   stale: () => boolean,
 ): Promise<Rendered | undefined> {
-  const steps = renderSteps(poll, filter);
+  const steps = renderSteps(poll, filter, arena);
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;
@@ -279,18 +292,21 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
   /** The rendering of the latest poll while it is under way: a scrape waits for it. */
   let rendering: Promise<void> | undefined;
   let latest: PollResult | undefined;
+  const arenas = new TextArenas();
   org.jetstream.on("polled", (result) => {
     latest = result;
+    // Never the text being served, nor one a scrape still reads (text-arena.ts).
+    const arena = arenas.next(rendered?.arena);
     // Small organizations: at once (nothing to gain from slicing, and the model and text never differ).
     if (result.consumers.size <= SLICE) {
-      rendered = renderPoll(result, filter);
+      rendered = renderPoll(result, filter, arena);
       rendering = undefined;
       return;
     }
     // Scrapes meanwhile get the previous poll's text (chunks below): waiting for the new one put
     // every scrape of the ~0.5 s it takes at 10,000 consumers past 200 ms (the p99). Both are held
     // while the new one is built (2 × 17 MB at 10,000 consumers).
-    const done = renderPollInSlices(result, filter, () => latest !== result)
+    const done = renderPollInSlices(result, filter, arena, () => latest !== result)
       .then((r) => {
         if (r && latest === result) rendered = r;
       })
@@ -306,7 +322,7 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     chunks: async () => {
       // The latest poll's text that is ready; before the first one is, the first one.
       while (!rendered && rendering) await rendering;
-      return rendered ? [rendered.fixedPart, busyAges(rendered, Date.now())] : [];
+      return rendered ? [rendered.fixedPart.hold(), busyAges(rendered, Date.now())] : [];
     },
   };
   metrics.addSection(section);

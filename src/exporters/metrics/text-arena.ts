@@ -1,0 +1,91 @@
+// Memory for the text rendered once per poll, reused from one poll to the next. At 10,000 consumers
+// a poll's text is ~17 MB in a few hundred Buffers; allocated anew at each poll, the old ones wait
+// for a major garbage collection to be freed (their wrappers are small; V8 does not hurry), and
+// resident memory carried 20–100 MB of earlier polls' text. Two arenas instead: the text being
+// served and the one being written, each reused once no scrape reads it any more.
+
+/** utf8 takes at most 3 bytes per UTF-16 code unit (a surrogate pair: 4 bytes for 2 units). */
+const MAX_UTF8_BYTES_PER_UNIT = 3;
+
+/** Room for the first text when nothing says its size yet; an arena grows to fit at its next use. */
+const INITIAL_BYTES = 64 * 1024;
+
+export class TextArena {
+  private buffer: Buffer;
+  private used = 0;
+  /** Bytes that did not fit (written to Buffers of their own): the next text gets the room. */
+  private overflow = 0;
+  private readers = 0;
+
+  constructor(bytes: number) {
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(bytes, INITIAL_BYTES));
+  }
+
+  /** The bytes written since the last `reset()`, overflow included. */
+  get size(): number {
+    return this.used + this.overflow;
+  }
+
+  /** A scrape (or a gzip encoding) is reading what was written: it must not be overwritten. */
+  get held(): boolean {
+    return this.readers > 0;
+  }
+
+  hold(): void {
+    this.readers++;
+  }
+
+  release(): void {
+    if (this.readers > 0) this.readers--;
+  }
+
+  /** Starts a new text over the old one; grows first if the old one did not fit. Only when not held. */
+  reset(): void {
+    if (this.held) throw new Error("a text arena was reset while a scrape still reads it");
+    if (this.overflow > 0) this.buffer = Buffer.allocUnsafeSlow(Math.ceil(this.size * 1.25));
+    this.used = 0;
+    this.overflow = 0;
+  }
+
+  /** The text's bytes: a view of the arena while it has room, else a Buffer of their own. */
+  write(text: string): Buffer {
+    const room = this.buffer.length - this.used;
+    if (text.length * MAX_UTF8_BYTES_PER_UNIT <= room || Buffer.byteLength(text, "utf8") <= room) {
+      const written = this.buffer.write(text, this.used, "utf8");
+      const bytes = this.buffer.subarray(this.used, this.used + written);
+      this.used += written;
+      return bytes;
+    }
+    const bytes = Buffer.from(text, "utf8");
+    this.overflow += bytes.length;
+    return bytes;
+  }
+}
+
+/**
+ * The arenas of one section: the current text's and one to write the next into. A new text never
+ * goes into the current one, nor into one a scrape still reads (a slow client past the next poll):
+ * then a fresh arena takes that one's place, and the held one is freed once its readers are done.
+ */
+export class TextArenas {
+  private readonly arenas: TextArena[] = [];
+
+  /** An arena for a new text, emptied; `current` is the one being served. */
+  next(current: TextArena | undefined): TextArena {
+    const free = this.arenas.find((a) => a !== current && !a.held);
+    if (free) {
+      free.reset();
+      return free;
+    }
+    const arena = new TextArena(Math.ceil((current?.size ?? 0) * 1.25));
+    const replaced = this.arenas.findIndex((a) => a !== current);
+    if (this.arenas.length >= 2 && replaced >= 0) this.arenas.splice(replaced, 1);
+    this.arenas.push(arena);
+    return arena;
+  }
+
+  /** How many arenas are kept (tests). */
+  get count(): number {
+    return this.arenas.length;
+  }
+}

@@ -1,0 +1,65 @@
+// The text rendered once per poll is written into arenas reused from poll to poll: a text must never
+// be overwritten while a scrape reads it, and one that outgrew its arena gets the room next time.
+import { describe, expect, it } from "vitest";
+import { TextArena, TextArenas } from "../../src/exporters/metrics/text-arena.js";
+
+describe("TextArena", () => {
+  it("writes texts one after another into one buffer, each piece a view of it", () => {
+    const arena = new TextArena(1024);
+    const a = arena.write("orgwatch_x 1\n");
+    const b = arena.write("ünïcode 2\n");
+    expect(a.toString("utf8")).toBe("orgwatch_x 1\n");
+    expect(b.toString("utf8")).toBe("ünïcode 2\n");
+    expect(a.buffer).toBe(b.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset + a.length);
+    expect(arena.size).toBe(a.length + b.length);
+  });
+
+  it("puts what does not fit in a Buffer of its own, and has room for it after a reset", () => {
+    // Below the arena's smallest size (64 KiB) nothing overflows: fill it first.
+    const arena = new TextArena(0);
+    const fill = arena.write("x".repeat(64 * 1024 - 2));
+    const over = arena.write("abc\n");
+    expect(over.buffer).not.toBe(fill.buffer);
+    expect(over.toString()).toBe("abc\n");
+    expect(arena.size).toBe(64 * 1024 + 2);
+    arena.reset();
+    expect(arena.size).toBe(0);
+    const again = [arena.write("x".repeat(64 * 1024 - 2)), arena.write("abc\n")];
+    expect(again[0]!.buffer).toBe(again[1]!.buffer);
+  });
+
+  it("refuses a reset while held", () => {
+    const arena = new TextArena(0);
+    arena.hold();
+    expect(() => arena.reset()).toThrow(/still reads it/);
+    arena.release();
+    expect(() => arena.reset()).not.toThrow();
+  });
+});
+
+describe("TextArenas", () => {
+  it("alternates between two arenas, never the current one", () => {
+    const arenas = new TextArenas();
+    const first = arenas.next(undefined);
+    const second = arenas.next(first);
+    expect(second).not.toBe(first);
+    expect(arenas.next(second)).toBe(first);
+    expect(arenas.next(first)).toBe(second);
+    expect(arenas.count).toBe(2);
+  });
+
+  it("leaves one a scrape holds alone: a fresh one takes its place, and two are kept", () => {
+    const arenas = new TextArenas();
+    const first = arenas.next(undefined);
+    const second = arenas.next(first);
+    first.hold();
+    const third = arenas.next(second);
+    expect(third).not.toBe(first);
+    expect(third).not.toBe(second);
+    expect(arenas.count).toBe(2);
+    // The held one is gone from the pool for good, released or not.
+    first.release();
+    expect([arenas.next(third), arenas.next(second)]).toEqual([second, third]);
+  });
+});
