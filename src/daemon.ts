@@ -66,7 +66,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   registerFindingMetrics(metrics, org);
   const filter = exportFilterOf(config);
   if (filter.active) metrics.keepFamilies((name) => filter.family(name));
-  const traces: TraceExporter = startTraceExporter(org, config, log, options.spanExporter);
+  const traces: TraceExporter = await startTraceExporter(org, config, log, options.spanExporter);
 
   // One admission service answers over HTTP and NATS (one role cap, the same answers).
   const admission = new Admission(org);
