@@ -42,7 +42,7 @@ export class TextArena {
   /** Starts a new text over the old one; grows first if the old one did not fit. Only when not held. */
   reset(): void {
     if (this.held) throw new Error("a text arena was reset while a scrape still reads it");
-    if (this.overflow > 0) this.buffer = Buffer.allocUnsafeSlow(Math.ceil(this.size * 1.25));
+    if (this.overflow > 0) this.buffer = Buffer.allocUnsafeSlow(Math.ceil(this.size * 1.1));
     this.used = 0;
     this.overflow = 0;
   }
@@ -77,7 +77,7 @@ export class TextArenas {
       free.reset();
       return free;
     }
-    const arena = new TextArena(Math.ceil((current?.size ?? 0) * 1.25));
+    const arena = new TextArena(Math.ceil((current?.size ?? 0) * 1.1));
     const replaced = this.arenas.findIndex((a) => a !== current);
     if (this.arenas.length >= 2 && replaced >= 0) this.arenas.splice(replaced, 1);
     this.arenas.push(arena);
