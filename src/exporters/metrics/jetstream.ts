@@ -6,7 +6,7 @@
 import { CONSUMER_STATUSES, lagOf } from "../../logic/consumer-status.js";
 import type { ConsumerState, PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
-import { Precompressed, type MetricsRegistry, type TextSection } from "./registry.js";
+import { Precompressed, renderInTurns, type MetricsRegistry, type TextSection } from "./registry.js";
 import { TextArena, TextArenas } from "./text-arena.js";
 import { createExportFilter, type ExportFilter } from "../../logic/export-filter.js";
 import { exportFilterOf } from "../../config/load.js";
@@ -255,22 +255,6 @@ export function renderPoll(
   }
 }
 
-/** Renders in slices, yielding to the event loop between them; undefined when `stale()` turns true. */
-async function renderPollInSlices(
-  poll: PollResult,
-  filter: ExportFilter,
-  arena: TextArena,
-  stale: () => boolean,
-): Promise<Rendered | undefined> {
-  const steps = renderSteps(poll, filter, arena);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (stale()) return undefined;
-  }
-}
-
 /** The ages of the consumers with unacknowledged work at `nowMs`; never negative (clock skew with the server). */
 function busyAges(rendered: Rendered, nowMs: number): string {
   let text = "";
@@ -306,7 +290,8 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     // Scrapes meanwhile get the previous poll's text (chunks below): waiting for the new one put
     // every scrape of the ~0.5 s it takes at 10,000 consumers past 200 ms (the p99). Both are held
     // while the new one is built (2 × 17 MB at 10,000 consumers).
-    const done = renderPollInSlices(result, filter, arena, () => latest !== result)
+    // A newer poll meanwhile: this one's text is dropped unfinished (its arena goes to the newer one).
+    const done = renderInTurns(renderSteps(result, filter, arena), () => latest !== result)
       .then((r) => {
         if (r && latest === result) rendered = r;
       })

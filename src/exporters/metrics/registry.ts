@@ -1,12 +1,9 @@
 // The metrics exporter: one prom-client registry per exposition format (Prometheus text and
 // OpenMetrics, which carries exemplars), plus pre-rendered text sections for the large gauge
 // families that are rebuilt once per poll instead of on every scrape.
-import { promisify } from "node:util";
-import { createGzip, gzip } from "node:zlib";
+import { createGzip } from "node:zlib";
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
 import type { TextArena } from "./text-arena.js";
-
-const gzipAsync = promisify(gzip);
 
 /** gzip of pieces written one after the other: no joined copy of them (17 MB at 10,000 consumers). */
 function gzipPieces(pieces: readonly Buffer[]): Promise<Buffer> {
@@ -76,7 +73,7 @@ export async function gzipBody(chunks: readonly Chunk[]): Promise<Buffer[]> {
   const members: Promise<Buffer>[] = [];
   let plain: Buffer[] = [];
   const flush = () => {
-    if (plain.length > 0) members.push(gzipAsync(Buffer.concat(plain)));
+    if (plain.length > 0) members.push(gzipPieces(plain));
     plain = [];
   };
   for (const c of chunks) {
@@ -89,11 +86,23 @@ export async function gzipBody(chunks: readonly Chunk[]): Promise<Buffer[]> {
   return Promise.all(members);
 }
 
-/** Runs a render's steps (a generator) with a turn of the event loop between them; resolves with its result. */
-export async function renderInTurns<T>(steps: Generator<void, T, void>): Promise<T> {
+/**
+ * Runs a render's steps (a generator) with a turn of the event loop between them; resolves with its
+ * result, or with undefined as soon as `stale()` turns true between two steps (a newer poll came).
+ */
+export function renderInTurns<T>(steps: Generator<void, T, void>): Promise<T>;
+export function renderInTurns<T>(
+  steps: Generator<void, T, void>,
+  stale: () => boolean,
+): Promise<T | undefined>;
+export async function renderInTurns<T>(
+  steps: Generator<void, T, void>,
+  stale?: () => boolean,
+): Promise<T | undefined> {
   let step = steps.next();
   while (!step.done) {
     await new Promise<void>((resolve) => setImmediate(resolve));
+    if (stale?.()) return undefined;
     step = steps.next();
   }
   return step.value;
