@@ -18,7 +18,7 @@ import { startTestDaemon } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
 import { createReferenceTopology } from "../helpers/topology.js";
 import { withWebhookReceivers, type AlertmanagerConfig } from "../../src/logic/alertmanager-config.js";
-import { waitFor } from "../helpers/wait.js";
+import { atPace, waitFor } from "../helpers/wait.js";
 import {
   prometheusAlerts,
   promApi,
@@ -259,13 +259,15 @@ describe("alerting end to end: nats-server, orgwatch, Prometheus, Alertmanager",
     /** An agent at work: for each new task it is given, it finishes one. */
     const keepWorking = async (role: string, first: number) => {
       const consumer = await js.consumers.get(`AGENT_${role.toUpperCase()}_TASKS`, `${role}-worker`);
-      for (let n = first; agentsWorking; n++) {
-        await js.publish(`${PREFIX}.agents.${role}.tasks`, task(role, n));
-        const m = await consumer.next({ expires: 1_000 });
-        await m?.ackAck();
-        // The agent's pace (workload, not synchronisation): a task every 700 ms.
-        await new Promise((r) => setTimeout(r, 700));
-      }
+      // A task every 700 ms: the ack rate the rules see.
+      await atPace(
+        700,
+        () => agentsWorking,
+        async (n) => {
+          await js.publish(`${PREFIX}.agents.${role}.tasks`, task(role, first + n));
+          await (await consumer.next({ expires: 1_000 }))?.ackAck();
+        },
+      );
     };
     agentLoops.push(keepWorking("cto", 9));
     // security: 2 tasks, both done; its broadcast acknowledged.

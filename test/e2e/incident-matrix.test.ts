@@ -30,7 +30,7 @@ import {
   type ManagedProcess,
 } from "../helpers/prometheus-stack.js";
 import { createReferenceTopology } from "../helpers/topology.js";
-import { waitFor } from "../helpers/wait.js";
+import { atPace, waitFor } from "../helpers/wait.js";
 import { INCIDENTS, type Incident } from "./incidents.js";
 
 const SPEED = 60;
@@ -95,23 +95,26 @@ describe("the incident matrix", () => {
     ].sort();
 
   async function watchAlerts(): Promise<void> {
-    while (watching) {
-      try {
-        for (const a of await prometheusAlerts(prometheus.url)) {
-          if (a.state !== "firing") continue;
-          const s = {
-            alertname: a.labels["alertname"]!,
-            role: a.labels["role"] ?? "orgwatch",
-            severity: a.labels["severity"]!,
-          };
-          if (!seen.has(key(s))) seen.set(key(s), { ...s, firstFiringMs: Date.now() });
+    // Every 250 ms until the tests end, it records when each alert first fires.
+    await atPace(
+      250,
+      () => watching,
+      async () => {
+        try {
+          for (const a of await prometheusAlerts(prometheus.url)) {
+            if (a.state !== "firing") continue;
+            const s = {
+              alertname: a.labels["alertname"]!,
+              role: a.labels["role"] ?? "orgwatch",
+              severity: a.labels["severity"]!,
+            };
+            if (!seen.has(key(s))) seen.set(key(s), { ...s, firstFiringMs: Date.now() });
+          }
+        } catch {
+          // Prometheus busy: the next round sees it.
         }
-      } catch {
-        // Prometheus busy: the next round sees it.
-      }
-      // The watcher's polling interval (it records when each alert first fires until the tests end).
-      await new Promise((r) => setTimeout(r, 250));
-    }
+      },
+    );
   }
 
   async function activeAlerts(): Promise<string[]> {
@@ -151,12 +154,14 @@ describe("the incident matrix", () => {
         for (let n = 1; n <= backlog; n++) await publish(role, `${role}-${n}`);
         const c = await consumerOf(role);
         loop = (async () => {
-          for (let n = backlog + 1; working; n++) {
-            const m = await c.next({ expires: 1000 });
-            await m?.ackAck();
-            await publish(role, `${role}-${n}`);
-            await new Promise((r) => setTimeout(r, everyMs));
-          }
+          await atPace(
+            everyMs,
+            () => working,
+            async (n) => {
+              await (await c.next({ expires: 1000 }))?.ackAck();
+              await publish(role, `${role}-${backlog + 1 + n}`);
+            },
+          );
         })();
       },
       async end() {
@@ -299,14 +304,15 @@ describe("the incident matrix", () => {
     });
 
     // Every agent heartbeats (every 0.5 s, the staleness window is 2 s) unless muted.
-    heartbeats = (async () => {
-      while (watching) {
+    heartbeats = atPace(
+      500,
+      () => watching,
+      () => {
         for (const role of ROLES)
           if (!muted.has(role))
             nc.publish(`${PREFIX}.agents.${role}.status`, JSON.stringify({ state: "idle" }));
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    })();
+      },
+    );
 
     // Every agent but the deaf one reads the broadcasts as they come, as agents do.
     for (const role of ROLES.filter((r) => r !== "deaf"))

@@ -29,3 +29,19 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Runs `round` (given its number, from 0) while `going()`, resting `ms` after each: a simulated
+ * agent's working pace, or a watcher's interval. That is the workload a test measures (an ack
+ * rate, when an alert first fired), not a wait for a condition: for that, waitFor.
+ */
+export async function atPace(
+  ms: number,
+  going: () => boolean,
+  round: (n: number) => Promise<unknown> | unknown,
+): Promise<void> {
+  for (let n = 0; going(); n++) {
+    await round(n);
+    if (going()) await new Promise((r) => setTimeout(r, ms));
+  }
+}

@@ -19,7 +19,7 @@ import { runOrgwatch } from "../helpers/cli.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import { scrape } from "../helpers/metrics.js";
 import { createReferenceTopology } from "../helpers/topology.js";
-import { waitFor } from "../helpers/wait.js";
+import { atPace, waitFor } from "../helpers/wait.js";
 
 const MIN = 60_000;
 const HOURS_72 = nanos(72 * 60 * MIN);
@@ -274,14 +274,11 @@ describe("orgwatch check --check.rate-interval", () => {
     // An agent acking a task every 100 ms while the check watches for 2 s drains them in seconds.
     const consumer = await jetstream(nc).consumers.get("AGENT_CTO_TASKS", "cto-worker");
     let working = true;
-    const agent = (async () => {
-      while (working) {
-        const m = await consumer.next({ expires: 1000 });
-        m?.ack();
-        // The agent's pace (workload, not synchronisation).
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    const agent = atPace(
+      100,
+      () => working,
+      async () => (await consumer.next({ expires: 1000 }))?.ack(),
+    );
     try {
       const observed = await checkJson(server.url, "--check.rate-interval", "2s");
       expect(observed.doc.findings.map((f) => f.check)).not.toContain("backpressure");
