@@ -140,6 +140,12 @@ function stallNotes(r: ScrapeResult): string {
         `longest stalls: ` +
         (s.child.longestStalls.map((st) => `${ms(st.ms)} (${st.during})`).join("; ") || "none over 20 ms"),
     );
+    // Before the table's scrapes: from the first poll to the first save of chain state.
+    if (s.startup)
+      lines.push(
+        `- ${name}, start-up (first poll to the first chain-state save, ${s.startup.seconds.toFixed(1)} s; ` +
+          `not in the table): ${s.startup.scrapes} scrapes, p50 ${ms(s.startup.p50Ms)}, max ${ms(s.startup.maxMs)}`,
+      );
   }
   return lines.join("\n");
 }

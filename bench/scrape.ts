@@ -39,6 +39,16 @@ export interface ScrapeSide {
   readonly bytes: number;
   readonly series: number;
   readonly child: ChildReport;
+  /**
+   * Scrapes from the daemon's first poll until its first save of chain state (start-up: the
+   * lost-work state of every consumer written at once), measured apart from the run above.
+   */
+  readonly startup?: {
+    readonly seconds: number;
+    readonly scrapes: number;
+    readonly p50Ms: number;
+    readonly maxMs: number;
+  };
 }
 
 export interface NatsLoad {
@@ -121,7 +131,7 @@ function prepareChild(): void {
   writeFileSync(CHILD, js.replaceAll(/from "\.\.\/src\//g, `from "${distUrl}/`));
 }
 
-function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+function startChild(args: string[]): Promise<{ child: ChildProcess; url: string; settled: Promise<number> }> {
   // BENCH_CPU_PROF_DIR=<dir>: each child writes a V8 CPU profile there (open it in Chrome DevTools).
   // BENCH_TRACE_GC=1: each child prints V8's --trace-gc lines (every pause, its kind and duration).
   const profile = process.env["BENCH_CPU_PROF_DIR"];
@@ -135,10 +145,15 @@ function startChild(args: string[]): Promise<{ child: ChildProcess; url: string 
   child.on("exit", (code, signal) => {
     if (code !== 0) process.stderr.write(`scrape child exited: code ${code}, signal ${signal}\n`);
   });
+  const settled = new Promise<number>((resolve) => {
+    child.on("message", (m: { settled?: boolean; startupMs?: number }) => {
+      if (m.settled) resolve(m.startupMs!);
+    });
+  });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`scrape child exited (${code}) before it was ready`)));
     child.on("message", (m: { ready?: boolean; url?: string }) => {
-      if (m.ready) resolve({ child, url: m.url! });
+      if (m.ready) resolve({ child, url: m.url!, settled });
     });
   });
 }
@@ -184,14 +199,20 @@ function scrapeOnce(url: string): Promise<{ body: Buffer[]; gzipped: boolean; la
   });
 }
 
-/** Scrapes `url` every `everyMs` for `durationMs` (at least `minScrapes` times). */
-async function scrapeLoop(url: string, durationMs: number, everyMs: number, minScrapes: number) {
+/** Scrapes `url` every `everyMs` for `durationMs` (at least `minScrapes` times), or until `done()`. */
+async function scrapeLoop(
+  url: string,
+  durationMs: number,
+  everyMs: number,
+  minScrapes: number,
+  done: () => boolean = () => false,
+) {
   const latencies: number[] = [];
   const decodes: number[] = [];
   const errors: string[] = [];
   let last = "";
   const until = performance.now() + durationMs;
-  while (performance.now() < until || latencies.length < minScrapes) {
+  while ((performance.now() < until || latencies.length < minScrapes) && !done()) {
     const t0 = performance.now();
     try {
       const { body, gzipped, lastByteMs } = await scrapeOnce(url);
@@ -307,6 +328,10 @@ async function measureOrgwatch(
 ): Promise<{ side: ScrapeSide; nats: Omit<NatsLoad, "idleServerCpuPercent">; last: string }> {
   const ours = await startChild(["orgwatch", natsUrl, String(pollIntervalMs)]);
   try {
+    // Start-up first (see ScrapeSide.startup), then the steady state the figures are about.
+    let startupMs: number | undefined;
+    void ours.settled.then((ms) => (startupMs = ms));
+    const startupRun = await scrapeLoop(ours.url, 60_000, scrapeEveryMs, 0, () => startupMs !== undefined);
     const api0 = await apiTotal(server.monitorUrl);
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
@@ -317,7 +342,15 @@ async function measureOrgwatch(
     const apiRequests = (await apiTotal(server.monitorUrl)) - api0;
     const polls = childReport.polls - polls0;
     return {
-      side: side(run, childReport),
+      side: {
+        ...side(run, childReport),
+        startup: {
+          seconds: (startupMs ?? NaN) / 1000,
+          scrapes: startupRun.latencies.length,
+          p50Ms: median(startupRun.latencies),
+          maxMs: max(startupRun.latencies),
+        },
+      },
       last: run.last,
       nats: {
         seconds,

@@ -17,6 +17,7 @@ import { AdmissionError } from "../logic/admission.js";
 import { Admission } from "../services/admission.js";
 import type { Organization } from "../model/organization.js";
 import { gzipBody, identityBody, type MetricsRegistry } from "./metrics/registry.js";
+import { responseStarted } from "../turns.js";
 import {
   BasicAuth,
   checkClientCertificate,
@@ -151,6 +152,8 @@ export function createApp(
       .status(200)
       .set({ "Content-Type": contentType, "Content-Length": String(length), Vary: "Accept-Encoding" });
     if (gzipped) res.set("Content-Encoding", "gzip");
+    // Background work gives the writing a head start (turns.ts): it leaves a piece per turn of the loop.
+    res.once("close", responseStarted());
     for (const b of buffers) res.write(b);
     res.end();
   });

@@ -120,16 +120,34 @@ function agent(role: string): string {
   return role === "" ? "" : ` (agent ${role})`;
 }
 
+/** Consumers checked between two turns of the event loop (checkSteps). */
+const CONSUMERS_PER_STEP = 1_000;
+
 export function evaluateChecks(input: CheckInput): Finding[] {
+  const steps = checkSteps(input);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * evaluateChecks step by step: the daemon re-evaluates after every poll, and at 10,000 consumers
+ * the whole evaluation in one go held the event loop for 20–35 ms (scrapes and advisories waited).
+ */
+export function* checkSteps(input: CheckInput): Generator<void, Finding[], void> {
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
   const streams = [...input.streams];
+  const streamsByName = new Map(streams.map((s) => [s.name, s]));
   const consumers = [...input.consumers].filter((c) => c.durable);
   const work = formatDuration(input.expectedWorkMs);
   const ackWait = formatDuration(recommendedAckWaitMs(input.expectedWorkMs));
 
   // --- Consumers ---
+  let checked = 0;
   for (const c of consumers) {
+    if (++checked % CONSUMERS_PER_STEP === 0) yield;
     if (c.kind === "tasks" && c.ackWaitMs < input.expectedWorkMs) {
       add({
         check: "ack_wait_too_short",
@@ -218,7 +236,7 @@ export function evaluateChecks(input: CheckInput): Finding[] {
         });
       }
       // The stream removes its oldest tasks before the agent reaches the last one.
-      const stream = streams.find((st) => st.name === c.stream);
+      const stream = streamsByName.get(c.stream);
       const oldestAgeMs = c.oldestUnackedMs === undefined ? 0 : Math.max(0, input.nowMs - c.oldestUnackedMs);
       if (stream && stream.maxAgeMs > 0 && drain !== Infinity && drain + oldestAgeMs > stream.maxAgeMs) {
         add({
@@ -336,10 +354,17 @@ export function evaluateChecks(input: CheckInput): Finding[] {
   }
   // --- on_complete chains whose next step has nowhere to go ---
   const reported = new Set<string>();
+  /** Whether some stream stores a target subject, by subject (many tasks chain to the same few). */
+  const stored = new Map<string, boolean>();
   for (const t of input.onCompleteTargets ?? []) {
     const key = `${t.stream}\u0000${t.target}`;
     if (reported.has(key)) continue;
-    if (streams.some((s) => s.subjects.some((f) => subjectMatches(f, t.target)))) continue;
+    let isStored = stored.get(t.target);
+    if (isStored === undefined) {
+      isStored = streams.some((s) => s.subjects.some((f) => subjectMatches(f, t.target)));
+      stored.set(t.target, isStored);
+    }
+    if (isStored) continue;
     reported.add(key);
     const { kind, role } = classifySubject(input.prefix, t.target);
     const stream =

@@ -3,6 +3,7 @@
 import { EventEmitter } from "node:events";
 import type { Kind } from "../logic/classify.js";
 import type { ConsumerStatus } from "../logic/consumer-status.js";
+import { backgroundTurn } from "../turns.js";
 
 export interface StreamState {
   readonly name: string;
@@ -157,7 +158,7 @@ export class JetStreamModel extends EventEmitter<JetStreamEvents> {
   async applyPollYielding(result: PollResult): Promise<void> {
     const previous = this.current;
     this.current = result;
-    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const turn = backgroundTurn;
     const listeners = this.rawListeners("polled") as PolledListener[];
     for (const [i, listener] of listeners.entries()) {
       if (i > 0) await turn();

@@ -1,6 +1,6 @@
 // Setup findings (orgwatch check) re-evaluated after each poll and kept in the model, so that
 // alerts can read orgwatch_config_findings. Reads only the model: the poll already has everything.
-import { evaluateChecks } from "../logic/checks.js";
+import { checkSteps } from "../logic/checks.js";
 import type { PollResult } from "../model/jetstream.js";
 import type { RunningSource, SourceContext } from "./source.js";
 
@@ -8,14 +8,15 @@ export function startFindings(ctx: SourceContext): RunningSource {
   const { config, org } = ctx;
   const prefix = config["subject-prefix"];
 
-  const onPoll = (result: PollResult) => {
+  // Returns its work as steps, run a turn of the event loop apart (model/jetstream.ts).
+  function* onPoll(result: PollResult): Generator<void, void, void> {
     // The consumers' own ack rates (over --backpressure.window, logic/ack-rate.ts), per ms; a
     // consumer with none measured yet is estimated at one task per expected work.
     const ackRates = new Map<string, number>();
     for (const c of result.consumers.values())
       if (c.kind === "tasks" && c.ackRatePerSecond !== undefined && c.ackRatePerSecond > 0)
         ackRates.set(`${c.stream}/${c.name}`, c.ackRatePerSecond / 1000);
-    const findings = evaluateChecks({
+    const findings = yield* checkSteps({
       prefix,
       streams: result.streams.values(),
       consumers: result.consumers.values(),
@@ -30,7 +31,7 @@ export function startFindings(ctx: SourceContext): RunningSource {
       nowMs: result.at,
     });
     org.findings.set(findings, result.at);
-  };
+  }
   org.jetstream.on("polled", onPoll);
 
   return {

@@ -19,6 +19,7 @@ import { subjectMatches } from "../logic/subject-match.js";
 import { consumerKey, type ConsumerState, type PollResult, type StreamState } from "../model/jetstream.js";
 import { isOwnStream, OWN_CONSUMER_PREFIX, type RunningSource, type SourceContext } from "./source.js";
 import { createTimeSlicer } from "./time-slicer.js";
+import { backgroundTurn } from "../turns.js";
 
 export interface RunningPoller extends RunningSource {
   /** Runs a poll that starts after this call and resolves when its result is in the model. */
@@ -494,7 +495,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       const result: PollResult = { at: started, streams, consumers, requests, serverId, serverVersion };
       // The last consumer-list replies arrive in bursts handled back to back: let the loop breathe
       // before the model's listeners, which then run one per turn.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await backgroundTurn();
       if (stopped) return;
       // Stamped before it is applied: the model applies it over several turns, and a scrape in
       // between must not show the new values beside the previous poll's timestamp. Readiness

@@ -3,7 +3,8 @@
 // as promise resolutions, so replies that queued up while the loop was busy are all handled in one
 // run of microtasks: the whole burst's work became one stall (200–450 ms measured). Jobs queued here
 // run from a macrotask (setImmediate), until `budgetMs` is used up, then the loop gets a turn (I/O,
-// timers, HTTP scrapes) before the rest.
+// timers, HTTP scrapes) before the rest (and /metrics responses their head start: turns.ts).
+import { backgroundTurn } from "../turns.js";
 
 export interface TimeSlicer {
   /** Runs `job` in a later turn of the event loop; resolves (or rejects) with what it returns (throws). */
@@ -21,7 +22,7 @@ export function createTimeSlicer(budgetMs: number): TimeSlicer {
       if (performance.now() >= until) break;
     }
     if (next < queue.length) {
-      setImmediate(pump);
+      void backgroundTurn().then(pump);
       return;
     }
     queue = [];
@@ -40,7 +41,7 @@ export function createTimeSlicer(budgetMs: number): TimeSlicer {
         });
         if (!scheduled) {
           scheduled = true;
-          setImmediate(pump);
+          void backgroundTurn().then(pump);
         }
       });
     },

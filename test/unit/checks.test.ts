@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   ackRate,
+  checkSteps,
   evaluateChecks,
   exitCodeFor,
   recommendedAckWaitMs,
@@ -109,6 +110,35 @@ describe("evaluateChecks", () => {
     expect(findings[0]!.fix).toBe(
       'fix the task\'s on_complete.publish_to (no agent "securty" has a stream), or: nats stream add AGENT_SECURTY_TASKS --subjects genbrain.agents.securty.tasks --retention limits --max-age 72h --storage file',
     );
+  });
+
+  it("checks step by step, a thousand consumers a step, with the findings of one go", () => {
+    // 2,500 task consumers without ack sampling, every 100th with a backlog past its max age.
+    const input = reference(["cto"]);
+    const many = Array.from({ length: 2_500 }, (_, i) =>
+      worker("cto", {
+        name: `cto-worker-${i}`,
+        sampleFrequency: "",
+        ...(i % 100 === 0 ? { pending: 50, oldestUnackedMs: input.nowMs - 50 * 60 * MIN } : {}),
+      }),
+    );
+    const whole = { ...input, consumers: [...input.consumers, ...many], ackRates: new Map<string, number>() };
+    for (let i = 0; i < 2_500; i += 100)
+      whole.ackRates.set(`AGENT_CTO_TASKS/cto-worker-${i}`, 1 / (30 * MIN));
+    const steps = checkSteps(whole);
+    let yields = 0;
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) yields++;
+    // 2,502 durable consumers: a step ends after the 1,000th and the 2,000th.
+    expect(yields).toBe(2);
+    expect(step.value).toEqual(evaluateChecks(whole));
+    const counts = new Map<string, number>();
+    for (const f of step.value) counts.set(f.check, (counts.get(f.check) ?? 0) + 1);
+    expect(Object.fromEntries(counts)).toEqual({
+      ack_sampling_off: 2_500,
+      backlog_outlives_max_age: 25,
+      backpressure: 25,
+    });
   });
 
   it("flags an ack wait shorter than the expected work, with the exact fix", () => {

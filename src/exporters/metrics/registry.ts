@@ -4,6 +4,7 @@
 import { createGzip } from "node:zlib";
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
 import type { TextArena } from "./text-arena.js";
+import { backgroundTurn } from "../../turns.js";
 
 /** gzip of pieces written one after the other: no joined copy of them (17 MB at 10,000 consumers). */
 function gzipPieces(pieces: readonly Buffer[]): Promise<Buffer> {
@@ -101,7 +102,7 @@ export async function renderInTurns<T>(
 ): Promise<T | undefined> {
   let step = steps.next();
   while (!step.done) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await backgroundTurn();
     if (stale?.()) return undefined;
     step = steps.next();
   }
