@@ -31,7 +31,7 @@ const MAX_NAMED = 1_000;
 const MAX_HINTS = 100;
 const HINT_TTL_MS = 10 * 60_000;
 /** Consumers compared with their previous poll between two turns of the event loop. */
-const SLICE = 1_000;
+const SLICE = 500;
 /** How long the state of a consumer gone from the polls is kept for its return. */
 const RETIRED_MS = 10 * 60_000;
 

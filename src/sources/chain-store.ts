@@ -13,6 +13,7 @@ import type { LeaseModel } from "../model/lease.js";
 import type { ConsumerLedger, LostWorkModel, StreamLedger } from "../model/lost-work.js";
 import type { TaskRecord, TasksModel } from "../model/tasks/index.js";
 import type { SourceContext } from "./source.js";
+import { backgroundTurn } from "../turns.js";
 
 const SAFE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
 const LOAD_TIMEOUT_MS = 30_000;
@@ -158,16 +159,26 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
     ledgersSaved = [];
     waiters = [];
     try {
-      for (const [key, ledger] of ledgers) {
-        await kv.put(key, encoder.encode(JSON.stringify(ledger)));
-        ledgers.delete(key);
+      // In parallel batches too (each consumer's entry is its own key), a turn of the loop apart
+      // that gives a /metrics response its head start (turns.ts): the first save after a start
+      // writes every consumer's entry (10,000 at 10,000 consumers), one by one it took 4–6 s, and
+      // scrapes meanwhile took 100–350 ms.
+      const entries = [...ledgers];
+      for (let i = 0; i < entries.length; i += WRITE_BATCH) {
+        if (i > 0) await backgroundTurn();
+        await Promise.all(
+          entries.slice(i, i + WRITE_BATCH).map(async ([key, ledger]) => {
+            await kv.put(key, encoder.encode(JSON.stringify(ledger)));
+            ledgers.delete(key);
+          }),
+        );
       }
       for (const done of ledgerCallbacks.splice(0)) done();
       // Records in parallel batches (their order does not matter, only that they precede the read
       // positions): a sent span is on record soon, for the other replica of a pair.
-      const entries = [...records];
-      for (let i = 0; i < entries.length; i += WRITE_BATCH) {
-        const batch = entries.slice(i, i + WRITE_BATCH);
+      const recordEntries = [...records];
+      for (let i = 0; i < recordEntries.length; i += WRITE_BATCH) {
+        const batch = recordEntries.slice(i, i + WRITE_BATCH);
         await Promise.all(
           batch.map(async ([id, record]) => {
             await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));

@@ -28,7 +28,7 @@ export interface RunningPoller extends RunningSource {
 
 const NS_PER_MS = 1_000_000;
 /** The longest the poll's own synchronous work (parsing, building states) holds the event loop at once. */
-const SLICE_BUDGET_MS = 10;
+const SLICE_BUDGET_MS = 5;
 /** Consumer states built in one job of the time slicer (a stream may have thousands of consumers). */
 const STATES_PER_JOB = 500;
 /** nats-server's error code for "stream not found": the stream went away during the poll. */
@@ -440,38 +440,47 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         carried++;
         for (const [key, c] of previous!.consumers) if (c.stream === name) carry(key);
       }
+      // A stream at a time per request slot: its consumer list, then its message reads, then its
+      // states. With every stream's list queued at once, the reads waited behind all the lists and
+      // every stream's parsed consumer infos (10,000 at 10,000 consumers) stayed alive until the
+      // end, outliving young-generation collections (each copied them: pauses of 25–50 ms).
+      const streamLimit = pLimit(config["poll-concurrency"]);
       await Promise.all(
-        [...streams.values()].map(async (stream) => {
-          if (stream.consumers === 0 || unanswered.has(stream.name)) return;
-          let infos: ConsumerInfo[];
-          try {
-            infos = await listAll(`${apiPrefix}.CONSUMER.LIST.${stream.name}`, "consumers");
-          } catch (err) {
-            // Deleted since the stream list: it is gone, like its consumers.
-            if (err instanceof JetStreamApiError && err.errCode === STREAM_NOT_FOUND) {
-              streams.delete(stream.name);
-              return;
+        [...streams.values()].map((stream) =>
+          streamLimit(async () => {
+            if (stream.consumers === 0 || unanswered.has(stream.name)) return;
+            let infos: ConsumerInfo[];
+            try {
+              infos = await listAll(`${apiPrefix}.CONSUMER.LIST.${stream.name}`, "consumers");
+            } catch (err) {
+              // Deleted since the stream list: it is gone, like its consumers.
+              if (err instanceof JetStreamApiError && err.errCode === STREAM_NOT_FOUND) {
+                streams.delete(stream.name);
+                return;
+              }
+              throw err;
             }
-            throw err;
-          }
-          const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
-          const oldest = await Promise.all(theirs.map((ci) => oldestUnacked(stream, ci)));
-          const states: ConsumerState[] = [];
-          for (let start = 0; start < theirs.length; start += STATES_PER_JOB) {
-            const job = theirs.slice(start, start + STATES_PER_JOB);
-            states.push(
-              ...(await slicer.run(() => job.map((ci, i) => toConsumerState(stream, ci, oldest[start + i])))),
+            const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
+            const oldest = await Promise.all(theirs.map((ci) => oldestUnacked(stream, ci)));
+            const states: ConsumerState[] = [];
+            for (let start = 0; start < theirs.length; start += STATES_PER_JOB) {
+              const job = theirs.slice(start, start + STATES_PER_JOB);
+              states.push(
+                ...(await slicer.run(() =>
+                  job.map((ci, i) => toConsumerState(stream, ci, oldest[start + i])),
+                )),
+              );
+            }
+            for (const state of states) consumers.set(consumerKey(state.stream, state.name), state);
+            const notAnswering = (missing.get(`${apiPrefix}.CONSUMER.LIST.${stream.name}`) ?? []).filter(
+              (name) => !name.startsWith(OWN_CONSUMER_PREFIX),
             );
-          }
-          for (const state of states) consumers.set(consumerKey(state.stream, state.name), state);
-          const notAnswering = (missing.get(`${apiPrefix}.CONSUMER.LIST.${stream.name}`) ?? []).filter(
-            (name) => !name.startsWith(OWN_CONSUMER_PREFIX),
-          );
-          for (const name of notAnswering) carry(consumerKey(stream.name, name));
-          // The stream's consumer count is the organization's too.
-          const count = theirs.length + notAnswering.length;
-          if (count !== stream.consumers) streams.set(stream.name, { ...stream, consumers: count });
-        }),
+            for (const name of notAnswering) carry(consumerKey(stream.name, name));
+            // The stream's consumer count is the organization's too.
+            const count = theirs.length + notAnswering.length;
+            if (count !== stream.consumers) streams.set(stream.name, { ...stream, consumers: count });
+          }),
+        ),
       );
       if (stopped) return;
       if (carried > 0) {

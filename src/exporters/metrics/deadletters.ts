@@ -26,7 +26,7 @@ function seriesPrefix(labels: ConsumerLabels): string {
 }
 
 /** Consumers whose series are rendered between two turns of the event loop. */
-const SLICE = 1000;
+const SLICE = 500;
 
 /**
  * orgwatch_deadletter_messages_total as text. Every known consumer has a series from 0, so that
