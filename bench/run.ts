@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark, each against nats-servers of its own on free ports, then the
 // tables (Markdown, as in BENCHMARKS.md). Options:
 //   --quick            small sizes (a minute or so; for trying the harness, not for figures)
-//   --only a,b         some of: poll, ingest, chains, scrape, admission, console
+//   --only a,b         some of: poll, ingest, chains, scrape, admission, console, histories
 //   --json <file>      also write the raw results
 //   --sizes 10000,...  only these consumer counts (of the sizes below), e.g. to profile one
 import { writeFileSync } from "node:fs";
@@ -11,6 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
 import { admissionTable, measureAdmission, type AdmissionResult } from "./admission.js";
 import { measureChains, type ChainResult } from "./chains.js";
+import { historiesTable, measureHistories, type HistoriesResult } from "./histories.js";
 import { consoleTable, measureConsole, type ConsoleResult } from "./console.js";
 import { INGEST_SERVER_CONFIG, measureIngest, type IngestResult } from "./ingest.js";
 import { measurePollCost, type PollCost } from "./poll-cost.js";
@@ -88,6 +89,7 @@ const results: {
   scrape: ScrapeResult[];
   admission?: AdmissionResult;
   console?: ConsoleResult;
+  histories?: HistoriesResult;
 } = {
   machine: {
     cpus: cpus().length,
@@ -147,6 +149,13 @@ if (wants("console")) {
       );
     }),
   );
+}
+
+if (wants("histories")) {
+  await phase("histories", async () => {
+    log("the poller's consumer histories over an hour of polls");
+    results.histories = measureHistories(quick ? 1000 : 10_000, POLL_INTERVAL_MS);
+  });
 }
 
 if (wants("poll") || wants("scrape")) {
@@ -219,6 +228,8 @@ if (results.scrape.length > 0) {
 }
 if (results.admission) out.push("### Admission control", "", admissionTable(results.admission), "");
 if (results.console) out.push("### The console", "", consoleTable(results.console), "");
+if (results.histories)
+  out.push("### Consumer histories over an hour", "", historiesTable(results.histories), "");
 if (failures.length > 0)
   out.push("### Failed", "", ...failures.map((f) => "    " + f.split("\n").join("\n    ")), "");
 process.stdout.write(out.join("\n") + "\n");

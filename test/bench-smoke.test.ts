@@ -6,6 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, type NatsServerProcess } from "../src/nats/server-process.js";
 import { admissionTable, measureAdmission } from "../bench/admission.js";
 import { measureChains } from "../bench/chains.js";
+import { historiesTable, measureHistories } from "../bench/histories.js";
 import { consoleTable, measureConsole } from "../bench/console.js";
 import { INGEST_SERVER_CONFIG, measureIngest } from "../bench/ingest.js";
 import { expectedRequests, measurePollCost } from "../bench/poll-cost.js";
@@ -43,6 +44,14 @@ describe("benchmarks (smoke)", () => {
     } finally {
       await own.stop();
     }
+  });
+
+  it("histories: an hour of polls for every consumer, the heap they hold measured at its end", () => {
+    // A poll every 10 minutes: the hour is six polls.
+    const r = measureHistories(100, 600_000);
+    expect(r.heldMb.map((h) => h.polls)).toEqual([6]);
+    expect(r.msPerPoll).toBeGreaterThan(0);
+    expect(historiesTable(r).split("\n")).toHaveLength(3);
   });
 
   it("admission: answers every request, in-process and over NATS", async () => {

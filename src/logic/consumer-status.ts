@@ -1,6 +1,6 @@
 // Burrow-style consumer status: instead of a threshold on one number, a consumer is judged by how
-// its lag and its ack floor moved over a window of the last polls. Pure: the poller feeds it one
-// sample per poll and keeps the returned history.
+// its lag and its ack floor moved over a window of the last polls. No I/O: the poller feeds it one
+// sample per poll and keeps the returned history, which the next sample updates in place.
 //
 // Vocabulary used below:
 // - lag: pending (not yet delivered) + ack pending (delivered, not acknowledged).
@@ -51,11 +51,38 @@ export interface ConsumerSample {
   readonly unackedDelivered: boolean;
 }
 
+/**
+ * A consumer's window of samples, kept by the poller from poll to poll and updated in place by
+ * `observe`: at 10,000 consumers a window of sample objects copied every poll held ~20 MB and, with
+ * the ack histories, ~80 MB of the heap after an hour (bench/histories.ts). The window keeps only what
+ * the evaluation reads of each sample; the newest sample is kept whole.
+ */
 export interface ConsumerHistory {
-  /** The last samples, oldest first, at most the window's size. */
-  readonly samples: readonly ConsumerSample[];
+  /** The newest sample. */
+  last: ConsumerSample;
+  /** Samples in the window, at most its size. */
+  count: number;
+  /**
+   * The window's samples, oldest first, WINDOW_FIELDS numbers each: pending, ack pending, delivered
+   * consumer sequence, ack floor consumer sequence. Its length is the window's size × WINDOW_FIELDS.
+   */
+  readonly window: number[];
   /** Since when (epoch ms) the ack floor has had its current value, as far as orgwatch can tell. */
-  readonly floorSinceMs: number;
+  floorSinceMs: number;
+}
+
+const WINDOW_FIELDS = 4;
+const PENDING = 0;
+const ACK_PENDING = 1;
+const DELIVERED = 2;
+const FLOOR = 3;
+
+function writeSample(window: number[], index: number, s: ConsumerSample): void {
+  const at = index * WINDOW_FIELDS;
+  window[at + PENDING] = s.pending;
+  window[at + ACK_PENDING] = s.ackPending;
+  window[at + DELIVERED] = s.deliveredConsumerSequence;
+  window[at + FLOOR] = s.ackFloorConsumerSequence;
 }
 
 /**
@@ -85,7 +112,8 @@ function floorMoved(a: ConsumerSample, b: ConsumerSample): boolean {
 
 /**
  * Adds a sample to a consumer's history (undefined for a consumer seen for the first time) and
- * returns the new history; the window keeps the last `windowSize` samples.
+ * returns it: the same history updated in place, or a new one for a new consumer (or a window of
+ * another size). The window keeps the last `windowSize` samples.
  *
  * When the floor is stuck since: on first sight, the server's last ack time if it gives one (the
  * floor moves only on acks), else the consumer's creation time if it never acked anything (ack floor
@@ -97,25 +125,33 @@ export function observe(
   sample: ConsumerSample,
   windowSize: number,
 ): ConsumerHistory {
-  const previous = history?.samples[history.samples.length - 1];
-  const sameConsumer = previous !== undefined && isSameConsumer(previous.createdMs, sample.createdMs);
-  if (!history || !previous || !sameConsumer) {
+  const previous = history?.last;
+  if (
+    !history ||
+    !previous ||
+    !isSameConsumer(previous.createdMs, sample.createdMs) ||
+    history.window.length !== windowSize * WINDOW_FIELDS
+  ) {
     const neverAcked = sample.ackFloorConsumerSequence === 0 && sample.createdMs !== undefined;
     const floorSinceMs = sample.lastAckMs ?? (neverAcked ? sample.createdMs! : sample.atMs);
-    return { samples: [sample], floorSinceMs: Math.min(floorSinceMs, sample.atMs) };
+    const window = new Array<number>(windowSize * WINDOW_FIELDS).fill(0);
+    writeSample(window, 0, sample);
+    return { last: sample, count: 1, window, floorSinceMs: Math.min(floorSinceMs, sample.atMs) };
   }
-  let floorSinceMs = history.floorSinceMs;
   if (floorMoved(previous, sample)) {
     const ackAfterPrevious = sample.lastAckMs !== undefined && sample.lastAckMs > previous.atMs;
-    floorSinceMs = ackAfterPrevious ? Math.min(sample.lastAckMs!, sample.atMs) : sample.atMs;
+    history.floorSinceMs = ackAfterPrevious ? Math.min(sample.lastAckMs!, sample.atMs) : sample.atMs;
   }
-  const samples = [...history.samples, sample].slice(-windowSize);
-  return { samples, floorSinceMs };
+  if (history.count === windowSize) history.window.copyWithin(0, WINDOW_FIELDS);
+  else history.count++;
+  writeSample(history.window, history.count - 1, sample);
+  history.last = sample;
+  return history;
 }
 
 /** How long work has waited behind an unmoving ack floor, at the newest sample (ms; 0 when no work waits). */
 export function stuckForMs(history: ConsumerHistory): number {
-  const last = history.samples[history.samples.length - 1]!;
+  const { last } = history;
   if (!workWaits(last)) return 0;
   const since = Math.max(history.floorSinceMs, last.oldestUnackedMs ?? history.floorSinceMs);
   return Math.max(0, last.atMs - since);
@@ -127,25 +163,26 @@ export function evaluateStatus(
   ackWaitMs: number,
   windowSize: number,
 ): ConsumerStatus {
-  const { samples } = history;
-  const first = samples[0]!;
-  const last = samples[samples.length - 1]!;
+  const { last, count, window } = history;
   if (!workWaits(last)) return "ok";
 
-  const fullWindow = samples.length >= windowSize;
-  const idleUndelivered = samples.every(
-    (s) =>
-      s.pending > 0 &&
-      s.ackPending === 0 &&
-      s.deliveredConsumerSequence === first.deliveredConsumerSequence &&
-      s.ackFloorConsumerSequence === first.ackFloorConsumerSequence,
-  );
-  if (fullWindow && idleUndelivered) return "stopped";
+  const firstDelivered = window[DELIVERED]!;
+  const firstFloor = window[FLOOR]!;
+  let idleUndelivered = count >= windowSize;
+  for (let at = 0; idleUndelivered && at < count * WINDOW_FIELDS; at += WINDOW_FIELDS) {
+    idleUndelivered =
+      window[at + PENDING]! > 0 &&
+      window[at + ACK_PENDING] === 0 &&
+      window[at + DELIVERED] === firstDelivered &&
+      window[at + FLOOR] === firstFloor;
+  }
+  if (idleUndelivered) return "stopped";
 
   if (stuckForMs(history) > ackWaitMs) return "stalled";
 
-  const acksAdvanced = last.ackFloorConsumerSequence > first.ackFloorConsumerSequence;
-  if (samples.length >= 2 && acksAdvanced && lagOf(last) >= lagOf(first)) return "lagging";
+  const acksAdvanced = last.ackFloorConsumerSequence > firstFloor;
+  const firstLag = window[PENDING]! + window[ACK_PENDING]!;
+  if (count >= 2 && acksAdvanced && lagOf(last) >= firstLag) return "lagging";
 
   return "ok";
 }

@@ -126,7 +126,11 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
   const decoder = new TextDecoder();
   const slicer = createTimeSlicer(SLICE_BUDGET_MS);
 
-  /** Consumer histories for the status evaluation, by consumerKey; only consumers of the last poll. */
+  /**
+   * Consumer histories for the status evaluation, by consumerKey; only consumers of the last poll.
+   * Each is updated in place by the poll that observes its consumer (logic/consumer-status.ts): a
+   * poll that fails after some of them keeps its samples, which are what the server said then.
+   */
   let histories = new Map<string, ConsumerHistory>();
   /** Acknowledgement histories for the ack rate and drain time (logic/ack-rate.ts), likewise. */
   let ackHistories = new Map<string, AckHistory>();

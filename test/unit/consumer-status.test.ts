@@ -235,13 +235,20 @@ describe("consumer status", () => {
       createdMs: T0 + 500,
     });
     const { history, statuses } = run([old, renewed], ackWaitMs);
-    expect(history.samples).toHaveLength(1);
+    expect(history.count).toBe(1);
+    expect(history.last).toBe(renewed);
     expect(statuses).toEqual(["stalled", "ok"]);
   });
 
-  it("keeps at most the window's size of samples", () => {
-    const { history } = run(progress([1, 1, 1, 1, 1, 1, 1], [0, 1, 2, 3, 4, 5, 6]));
-    expect(history.samples).toHaveLength(WINDOW);
-    expect(history.samples[0]!.atMs).toBe(T0 + 3 * POLL_MS);
+  it("keeps at most the window's size of samples, in place", () => {
+    const polls = progress([1, 1, 1, 1, 1, 1, 1], [0, 1, 2, 3, 4, 5, 6]);
+    const first = observe(undefined, polls[0]!, WINDOW);
+    const { history } = run(polls);
+    expect(history.count).toBe(WINDOW);
+    expect(history.window).toHaveLength(WINDOW * 4);
+    // Oldest first: the fourth poll's (floor 3) to the seventh's; four numbers a sample, the floor last.
+    expect([3, 7, 11, 15].map((i) => history.window[i])).toEqual([3, 4, 5, 6]);
+    // The same consumer's history is updated, not copied.
+    expect(observe(first, polls[1]!, WINDOW)).toBe(first);
   });
 });
