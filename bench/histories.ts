@@ -1,8 +1,9 @@
 // What the poller's per-consumer histories cost over a daemon's life, which the scrape benchmark
-// (two minutes, eight polls) does not reach: the status window (--consumer.status-window polls) and
-// the ack-rate samples (one a minute over --backpressure.window, an hour by default). The logic is
-// driven the way sources/jetstream-poller.ts drives it, one sample per consumer per poll, and the
-// heap they hold is measured after the scrape benchmark's eight polls and after an hour of polls.
+// (a minute a child, four or five polls) does not reach: the status window
+// (--consumer.status-window polls) and the ack-rate samples (one a minute over
+// --backpressure.window, an hour by default). The logic is driven the way
+// sources/jetstream-poller.ts drives it, one sample per consumer per poll, and the heap they hold is
+// measured after eight polls (two minutes) and after an hour of polls.
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
 import { ackRatePerSecond, observeAcks, type AckHistory } from "../src/logic/ack-rate.js";
