@@ -53,9 +53,9 @@ export interface ConsumerSample {
 
 /**
  * A consumer's window of samples, kept by the poller from poll to poll and updated in place by
- * `observe`: at 10,000 consumers a window of sample objects copied every poll held 17 MB of the heap
- * (now 6 MB) and, with the ack histories, 78 MB after an hour (bench/histories.ts). The window keeps only what
- * the evaluation reads of each sample; the newest sample is kept whole.
+ * `observe`: at 10,000 consumers a window of sample objects copied every poll held 17 MB of the
+ * heap (now 6 MB) and, with the ack histories, 78 MB after an hour (bench/histories.ts). The window
+ * keeps only what the evaluation reads of each sample; the newest sample is kept whole.
  */
 export interface ConsumerHistory {
   /** The newest sample. */
