@@ -30,7 +30,7 @@ import { startApiAudit } from "./sources/api-audit.js";
 import { startUnrouted } from "./sources/unrouted.js";
 import { startFindings } from "./sources/findings.js";
 import { createSourceContext, type RunningSource } from "./sources/source.js";
-import { startLease } from "./pair/lease.js";
+import { startLease, type LeaseKeeper } from "./pair/lease.js";
 
 export interface DaemonOptions {
   log?: Logger;
@@ -76,6 +76,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
 
   let stopping = false;
   let poller: RunningPoller | undefined;
+  let leaseKeeper: LeaseKeeper | undefined;
   const sources: RunningSource[] = [];
   const started = link.connected.then(async (nc) => {
     const ctx = await createSourceContext(nc, config, org, log);
@@ -85,15 +86,15 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     // An orgwatch not named as a replica acts alone, as before pairs: it holds the lease for good
     // (two unnamed ones both act, and OrgwatchLeaseTwoHolders says so).
     if (config["pair.replica"] === "") org.lease.acquire(Infinity);
-    else
-      sources.push(
-        startLease(
-          nc,
-          org.lease,
-          { ttlMs: config["pair.lease-ttl"], replicas: config["own-streams.replicas"] },
-          log,
-        ),
+    else {
+      leaseKeeper = startLease(
+        nc,
+        org.lease,
+        { ttlMs: config["pair.lease-ttl"], replicas: config["own-streams.replicas"] },
+        log,
       );
+      sources.push(leaseKeeper);
+    }
     // Sources that subscribe come first, so nothing published during the first poll is missed.
     sources.push(await startAgentStatus(ctx));
     sources.push(await startOrgEvents(ctx));
@@ -121,6 +122,9 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     },
     async stop() {
       stopping = true;
+      // A follower on its way out does not take the lease (pair/lease.ts); a holder keeps it to
+      // write its last state.
+      leaseKeeper?.retire();
       // The spans recorded so far leave while this process still holds the lease (confirmed, so
       // that the chain state written on the way out says so and the other replica does not resend).
       await traces.flush();

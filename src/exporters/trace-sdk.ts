@@ -349,6 +349,8 @@ export function startSdkTraceExporter(
     // Not the lease holder: the holder exports it; this replica sends it if it takes over first.
     // Recorded already, its export not settled (a replica taking over resends all it has not seen sent).
     if (!holding() || inFlight.has(task.taskId)) return;
+    // Ended here after the last holder sent it (TasksModel.followHolder): sent already.
+    if (task.spanSent === true) return;
     if (!task.ids) {
       confirm(task.taskId); // nothing to send
       return;
@@ -361,7 +363,7 @@ export function startSdkTraceExporter(
     }
   };
   const onChainFinished = (chain: ChainSummary) => {
-    if (!holding()) return;
+    if (!holding() || chain.closedByHolder) return;
     try {
       recordChainSpan(tracer, ids, chain);
     } catch (err) {

@@ -9,7 +9,9 @@
 //   renewal expired, a TTL after it was sent: at least ttl/2 after this process stopped.
 // - A follower tries to create the key often (every ttl/10, at most 1 s), so that the lease moves
 //   within about a TTL of the holder's death. A graceful stop deletes the key (at its revision):
-//   the other takes over at its next try.
+//   the other takes over at its next try. A stopping orgwatch does not acquire it (retire): its
+//   sources stop one by one, and what it ended on the way out would be exported without the
+//   takeover's reading of the last holder's records (a span sent twice).
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log.js";
@@ -52,18 +54,24 @@ async function openBucket(nc: NatsConnection, options: LeaseOptions): Promise<KV
   }
 }
 
+export interface LeaseKeeper extends RunningSource {
+  /** This process is stopping: it keeps the lease if it holds it, and no longer tries to acquire it. */
+  retire(): void;
+}
+
 /** Keeps trying to hold `lease`, and holds it while it can; stopping gives it up. */
 export function startLease(
   nc: NatsConnection,
   lease: LeaseModel,
   options: LeaseOptions,
   log: Logger,
-): RunningSource {
+): LeaseKeeper {
   const { renewMs, validMs, tryMs } = leaseTimings(options.ttlMs);
   const value = () => JSON.stringify({ holder: lease.self, renewed: new Date().toISOString() });
   let kv: KV | undefined;
   let revision = 0;
   let stopped = false;
+  let retiring = false;
   let timer: NodeJS.Timeout | undefined;
   /** Stands down when no renewal succeeded in time, whatever the requests in flight do. */
   let expiry: NodeJS.Timeout | undefined;
@@ -103,6 +111,7 @@ export function startLease(
       }
       return;
     }
+    if (retiring) return log.debug({ lease: lease.name }, "stopping: the lease is not taken");
     try {
       revision = await withTimeout(kv.create(lease.name, value()), validMs, "lease create");
     } catch {
@@ -125,7 +134,7 @@ export function startLease(
         return;
       }
     }
-    if (stopped) {
+    if (stopped || retiring) {
       await kv.delete(lease.name, { previousSeq: revision }).catch(() => undefined);
       return;
     }
@@ -151,6 +160,9 @@ export function startLease(
   loop();
 
   return {
+    retire() {
+      retiring = true;
+    },
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -212,8 +212,14 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   // that taking over sends only what the holder did not.
   const lease = org.lease;
   let stopWatch: (() => void) | undefined;
+  /**
+   * This replica followed a holder since it started: taking over, it asks the holder's records
+   * about its open tasks too. One that never followed (a single orgwatch) has its own records.
+   */
+  let followed = false;
   const followHolder = () => {
     if (!store || stopped || lease.held || stopWatch) return;
+    followed = true;
     void store
       .watchRecords((record) => tasks.followHolder(record))
       .then(
@@ -229,24 +235,25 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   const onAcquired = () => {
     stopWatch?.();
     stopWatch = undefined;
+    tasks.prepareTakeOver();
     void (async () => {
-      const unsent = tasks.unsentSpans();
-      const stored = await (store ? store.storedRecords(unsent) : Promise.resolve([])).catch(
+      const notSeenSent = tasks.notSeenSent(followed);
+      const stored = await (store ? store.storedRecords(notSeenSent) : Promise.resolve([])).catch(
         (err: unknown) => {
           // Not known which were sent: all are (a duplicate span rather than a lost one).
           log.warn(
             { err: (err as Error).message },
-            "the last holder's sent spans not read; all unsent are sent",
+            "the last holder's sent spans not read; all not seen sent are sent",
           );
           return [];
         },
       );
-      if (!lease.held || stopped) return;
+      if (!lease.held || stopped) return tasks.abandonTakeOver();
       tasks.takeOver(stored);
-      if (unsent.length > 0)
+      if (notSeenSent.length > 0)
         log.info(
-          { unsent: unsent.length, sentByHolder: stored.filter((r) => r.spanSent === true).length },
-          "took over: spans not seen sent are sent",
+          { notSeenSent: notSeenSent.length, sentByHolder: stored.filter((r) => r.spanSent === true).length },
+          "took over: spans not seen sent are sent (the open tasks' when they end)",
         );
       await store?.flush(org);
     })();

@@ -1,5 +1,5 @@
 // An OTLP/HTTP JSON receiver for tests: every span orgwatch's processes exported, across all of
-// them, with the task id it is about and its status and events.
+// them: tasks' spans with the task id each is about and its status and events, and chains' spans.
 import { createServer, type Server } from "node:http";
 
 export interface ExportedSpan {
@@ -19,9 +19,24 @@ export interface ExportedSpan {
   senderPid: number | undefined;
 }
 
+/** A chain's span (exporters/trace-sdk.ts: one per chain, once its last task is known). */
+export interface ExportedChainSpan {
+  spanId: string;
+  /** orgwatch.chain.first_task_id. */
+  firstTaskId: string;
+  receivedAtMs: number;
+  senderPid: number | undefined;
+}
+
 /** An OTLP/HTTP JSON receiver: what orgwatch's processes exported, across all of them. */
-export async function startOtlpReceiver(): Promise<{ url: string; spans: ExportedSpan[]; server: Server }> {
+export async function startOtlpReceiver(): Promise<{
+  url: string;
+  spans: ExportedSpan[];
+  chains: ExportedChainSpan[];
+  server: Server;
+}> {
   const spans: ExportedSpan[] = [];
+  const chains: ExportedChainSpan[] = [];
   interface OtlpJson {
     resourceSpans?: {
       resource?: { attributes?: { key: string; value: { intValue?: number | string } }[] };
@@ -48,7 +63,11 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
           const pid = rs.resource?.attributes?.find((a) => a.key === "process.pid")?.value.intValue;
           for (const ss of rs.scopeSpans ?? [])
             for (const s of ss.spans ?? []) {
-              const id = s.attributes?.find((a) => a.key === "messaging.message.id")?.value.stringValue;
+              const attribute = (key: string) => s.attributes?.find((a) => a.key === key)?.value.stringValue;
+              const senderPid = pid === undefined ? undefined : Number(pid);
+              const firstTaskId = attribute("orgwatch.chain.first_task_id");
+              if (firstTaskId) chains.push({ spanId: s.spanId, firstTaskId, receivedAtMs, senderPid });
+              const id = attribute("messaging.message.id");
               if (id)
                 spans.push({
                   traceId: s.traceId,
@@ -57,10 +76,9 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
                   taskId: id,
                   statusCode: s.status?.code ?? 0,
                   events: (s.events ?? []).map((e) => e.name),
-                  outcome:
-                    s.attributes?.find((a) => a.key === "orgwatch.task.outcome")?.value.stringValue ?? "",
+                  outcome: attribute("orgwatch.task.outcome") ?? "",
                   receivedAtMs,
-                  senderPid: pid === undefined ? undefined : Number(pid),
+                  senderPid,
                 });
             }
         }
@@ -72,5 +90,5 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Exporte
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, spans, server };
+  return { url: `http://127.0.0.1:${port}`, spans, chains, server };
 }

@@ -10,7 +10,7 @@ import { startSimulatedOrganization, type SimulatedOrganization } from "../../sr
 import { freePort, startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { startOrgwatchDaemon, type RunningOrgwatch } from "../helpers/cli.js";
 import { ledgerBalances, scrape } from "../helpers/metrics.js";
-import { startOtlpReceiver, type ExportedSpan } from "../helpers/otlp-receiver.js";
+import { startOtlpReceiver, type ExportedChainSpan, type ExportedSpan } from "../helpers/otlp-receiver.js";
 import { followSimulatedWork, type SimulatedWork } from "../helpers/simulated-work.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { waitFor } from "../helpers/wait.js";
@@ -73,6 +73,7 @@ describe("a replica pair", () => {
     jsm = await jetstreamManager(nc);
     js = jetstream(nc);
     otlp.spans.length = 0;
+    otlp.chains.length = 0;
   });
   afterEach(async () => {
     await sim?.stop().catch(() => undefined);
@@ -178,7 +179,13 @@ describe("a replica pair", () => {
       otherIds?: "fail" | "report";
       unexplained?: "fail" | "report";
     } = {},
-  ): { twice: number; missing: string[]; otherIds: string[]; unexplained: string[] } {
+  ): {
+    twice: number;
+    missing: string[];
+    otherIds: string[];
+    unexplained: string[];
+    chains: string;
+  } {
     const first = new Map<string, ExportedSpan>();
     const twice: [ExportedSpan, ExportedSpan][] = [];
     const withOtherIds: string[] = [];
@@ -195,7 +202,7 @@ describe("a replica pair", () => {
     }
     const missing = [...work.finished.keys()].filter((id) => !first.has(id));
     if (lost === "fail") expect(missing).toEqual([]);
-    const during = (s: ExportedSpan) =>
+    const during = (s: { senderPid: number | undefined; receivedAtMs: number }) =>
       disruptions.some(
         (d) =>
           (d.pid === undefined || s.senderPid === d.pid) &&
@@ -210,7 +217,27 @@ describe("a replica pair", () => {
           `(disruptions ${JSON.stringify(disruptions)})`,
       );
     if (unexplainedCopies === "fail") expect(unexplained).toEqual([]);
-    return { twice: twice.length, missing, otherIds: withOtherIds, unexplained };
+    // Chain spans are not resent (a holder's death can lose one): copies are reported, with those
+    // no disruption explains.
+    const chainSeen = new Map<string, ExportedChainSpan>();
+    let chainsTwice = 0;
+    const chainsUnexplained: string[] = [];
+    for (const c of otlp.chains) {
+      const seen = chainSeen.get(c.firstTaskId);
+      if (!seen) chainSeen.set(c.firstTaskId, c);
+      else {
+        chainsTwice++;
+        if (![seen, c].some(during))
+          chainsUnexplained.push(
+            `${c.firstTaskId} at ${seen.receivedAtMs} from ${seen.senderPid} and ${c.receivedAtMs} from ${c.senderPid}`,
+          );
+      }
+    }
+    const chains =
+      `${otlp.chains.length} chain spans, ${chainsTwice} twice` +
+      (chainsUnexplained.length > 0 ? ` (outside disruptions: ${chainsUnexplained.join(" | ")})` : "");
+    console.log(chains);
+    return { twice: twice.length, missing, otherIds: withOtherIds, unexplained, chains };
   }
 
   async function stopAll(replicas: Replica[]): Promise<void> {

@@ -464,6 +464,90 @@ describe("TasksModel", () => {
     ]);
   });
 
+  it("does not send again, once it holds the lease, a span the holder sent before this replica ended or read its task", async () => {
+    const { tasks, finished, settled } = setup();
+    tasks.confirmsSpans = true;
+    const resent: TaskRecord[] = [];
+    tasks.on("resend", (t) => resent.push(t));
+    observe(tasks, observed(1, { taskId: "lagging" }), T0);
+    observe(tasks, observed(2, { taskId: "open" }), T0);
+    // The holder's records: "lagging" sent (this replica has no completion for it yet), "unread"
+    // sent (this replica has not read it), "open" exported but not sent.
+    const holderIds = (id: string) => ({
+      traceId: chainTraceId("grand"),
+      spanId: taskSpanId(id),
+      parentSpanId: taskSpanId("grand"),
+      rootTaskId: "grand",
+      depth: 1,
+      parentSampled: undefined,
+    });
+    const sentRecord = (id: string, seq: number, spanSent: boolean): TaskRecord => ({
+      ...(tasks.get(id) ?? { ...tasks.get("lagging")!, taskId: id, streamSequence: seq }),
+      ids: holderIds(id),
+      exported: true,
+      spanSent,
+      doneMs: T0 + 500,
+      outcome: "completed",
+    });
+    const unread = sentRecord("unread", 3, true);
+    tasks.followHolder(sentRecord("lagging", 1, true));
+    tasks.followHolder(unread);
+    tasks.followHolder(sentRecord("open", 2, false));
+    // Asked about at a takeover: what is not seen sent (the open tasks only when it followed a holder).
+    expect(tasks.notSeenSent(true)).toEqual(["open"]);
+    expect(tasks.notSeenSent(false)).toEqual([]);
+
+    // This replica takes the lease over; ends and reads the tasks after.
+    tasks.prepareTakeOver();
+    for (const id of ["lagging", "open"])
+      tasks.recordCompletionSignal({ taskId: id, outcome: "completed", atMs: T0 + 500 });
+    await settled();
+    expect(finished).toEqual([]); // exports wait for the last holder's records
+    tasks.takeOver([]);
+    observe(tasks, observed(3, { taskId: "unread" }), T0);
+    tasks.recordCompletionSignal({ taskId: "unread", outcome: "completed", atMs: T0 + 600 });
+    await settled();
+    expect(finished.map((t) => [t.taskId, t.spanSent, t.ids])).toEqual([
+      ["lagging", true, holderIds("lagging")],
+      ["open", false, holderIds("open")],
+      ["unread", true, holderIds("unread")],
+    ]);
+    expect(resent).toEqual([]);
+  });
+
+  it("asks the holder's records about chains it has not closed, and marks one the holder closed first", async () => {
+    const { tasks, chains, settled } = setup({ ...SETTINGS, inferWindowMs: 1000 });
+    tasks.confirmsSpans = true;
+    // A chain's first task, completed, its on_complete follow-up not seen: the chain may go on.
+    const publishTo = "genbrain.agents.security.tasks";
+    observe(tasks, observed(1, { taskId: "first", onCompletePublishTo: publishTo }, T0 - 5000), T0 - 5000);
+    tasks.recordCompletionSignal({ taskId: "first", outcome: "completed", atMs: T0 - 4000 });
+    await settled();
+    tasks.tick(T0 - 3500);
+    tasks.confirmSpanSent("first");
+    expect(chains).toEqual([]);
+    expect(tasks.notSeenSent(true)).toEqual(["first"]);
+    expect(tasks.notSeenSent(false)).toEqual([]);
+    // The holder closed it (its follow-up never came): asked no more; closed here, it says so.
+    tasks.followHolder({ ...tasks.get("first")!, chainChecked: true, chainClosed: true });
+    expect(tasks.notSeenSent(true)).toEqual([]);
+    tasks.tick(T0);
+    expect(chains.map((c) => [c.rootTaskId, c.closedByHolder])).toEqual([["first", true]]);
+  });
+
+  it("exports what ended while a takeover read the holder's records once that read is given up", async () => {
+    const { tasks, finished, settled } = setup();
+    tasks.confirmsSpans = true;
+    observe(tasks, observed(1, { taskId: "t" }), T0);
+    tasks.prepareTakeOver();
+    tasks.recordCompletionSignal({ taskId: "t", outcome: "completed", atMs: T0 + 500 });
+    await settled();
+    tasks.tick();
+    expect(finished).toEqual([]);
+    tasks.abandonTakeOver();
+    expect(finished.map((t) => [t.taskId, t.spanSent])).toEqual([["t", false]]);
+  });
+
   it("resolves whenSaved() callers with the save that takes their state", async () => {
     const { tasks } = setup();
     await tasks.whenSaved(); // nothing persisted: at once

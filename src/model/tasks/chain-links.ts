@@ -6,6 +6,7 @@ import { chainTraceId, taskSpanId } from "../../logic/task-trace.js";
 import type { JetStreamModel } from "../jetstream.js";
 import {
   MAX_DEPTH,
+  MAX_PENDING_SIGNALS,
   type ChainSummary,
   type ChainUsage,
   type SpanIds,
@@ -27,6 +28,11 @@ export class ChainLinks {
   private readonly chainUsage = new Map<string, ChainUsage>();
   /** Tasks whose span ids were taken from the lease holder's record (adoptIds). */
   private readonly fromHolder = new WeakSet<TaskRecord>();
+  /**
+   * First tasks of chains the lease holder's records say it closed (its chain span sent) before
+   * this replica did: when this one closes them, holding the lease by then, it does not send it again.
+   */
+  private readonly closedByHolder = new Set<string>();
 
   constructor(
     private readonly store: TaskStore,
@@ -326,6 +332,30 @@ export class ChainLinks {
     this.setLinkDecided(task);
   }
 
+  /** The lease holder closed the chain that `rootTaskId` starts (its record says so). */
+  holderClosedChain(rootTaskId: string): void {
+    const root = this.store.tasks.get(rootTaskId);
+    if (root?.chainClosed) return;
+    this.closedByHolder.add(rootTaskId);
+    if (this.closedByHolder.size > MAX_PENDING_SIGNALS)
+      this.closedByHolder.delete(this.closedByHolder.values().next().value!);
+  }
+
+  /** First tasks of chains not closed yet here (what a replica taking over asks the holder's records about). */
+  unclosedRoots(): Set<string> {
+    const roots = new Set<string>();
+    for (const id of this.chainPending) {
+      const rootId = this.store.tasks.get(id)?.ids?.rootTaskId;
+      if (
+        rootId !== undefined &&
+        !this.store.tasks.get(rootId)?.chainClosed &&
+        !this.closedByHolder.has(rootId)
+      )
+        roots.add(rootId);
+    }
+    return roots;
+  }
+
   /**
    * At a takeover: ended tasks whose span is not known to be sent, and whose ids this replica froze
    * itself, take them again from their parent, whose ids may have been taken from the holder
@@ -386,6 +416,7 @@ export class ChainLinks {
       const endMs = Math.max(task.doneMs ?? nowMs, startMs);
       const usage = this.chainUsage.get(task.ids.rootTaskId);
       this.chainUsage.delete(task.ids.rootTaskId);
+      const closedByHolder = this.closedByHolder.delete(task.ids.rootTaskId);
       this.chainFinished({
         rootTaskId: task.ids.rootTaskId,
         lastTaskId: task.taskId,
@@ -396,6 +427,7 @@ export class ChainLinks {
         steps: task.ids.depth + 1,
         parentSampled: task.ids.parentSampled,
         ...(usage ? { usage } : {}),
+        ...(closedByHolder ? { closedByHolder } : {}),
       });
     }
   }

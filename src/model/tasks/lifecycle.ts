@@ -64,6 +64,20 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
   private readonly lostBy = new Map<string, Set<string>>();
   /** Completed tasks whose on_complete next step has not arrived yet (see checkNextSteps). */
   private readonly awaitingNext = new Set<string>();
+  /**
+   * The lease holder's records of tasks this replica had not exported (or not read) when it read
+   * them (followHolder): the span ids of those not read yet, and whether the holder sent the span.
+   * Applied when the task is read and when this replica exports it: a follower lags the holder
+   * (its reader, the completion's signal), and a span the holder sent must not be sent again when
+   * this replica, holding the lease by then, exports the task itself.
+   */
+  private readonly fromHolder = new Map<string, { ids: SpanIds | undefined; sent: boolean }>();
+  /**
+   * This replica acquired the lease and reads the last holder's records (prepareTakeOver, then
+   * takeOver or abandonTakeOver): exports wait meanwhile, or a task it ended in those milliseconds
+   * whose span the last holder sent would be sent again.
+   */
+  private takingOver = false;
 
   /** Valid tasks observed (replays of known ones not counted). */
   observed = 0;
@@ -149,6 +163,8 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       chainClosed: false,
     };
     this.insert(task);
+    const held = this.fromHolder.get(task.taskId);
+    if (held?.ids) this.links.adoptIds(task, held.ids);
     this.observed++;
     this.emit("published", task);
 
@@ -267,7 +283,8 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
   /**
    * This replica took the lease over: its whole state is written (the holder's writes stopped), and
    * the spans it has not seen sent, by itself or by the last holder (`holderRecords`: the stored
-   * records of the unsent ones), are sent, in the holder's traces.
+   * records of the tasks notSeenSent() names), are sent, in the holder's traces; those it has not
+   * exported yet are sent when it does, unless the holder's record says they were.
    */
   takeOver(holderRecords: Iterable<TaskRecord>): void {
     for (const record of holderRecords) this.followHolder(record);
@@ -275,6 +292,24 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     const unsent = [...this.store.tasks.values()].filter((t) => t.exported && t.spanSent === false);
     this.links.rebaseUnsent(unsent);
     for (const task of unsent) this.emit("resend", task);
+    this.resumeExports();
+  }
+
+  /** This replica acquired the lease: exports wait until takeOver() has the last holder's records. */
+  prepareTakeOver(): void {
+    this.takingOver = true;
+  }
+
+  /** The lease was lost (or this process stops) before the last holder's records were read. */
+  abandonTakeOver(): void {
+    this.resumeExports();
+  }
+
+  private resumeExports(): void {
+    if (!this.takingOver) return;
+    this.takingOver = false;
+    // What ended meanwhile, untouched since, is exported now rather than at the next tick.
+    this.settle(Date.now(), true);
   }
 
   /**
@@ -283,18 +318,33 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
    * was sent (so that it is not sent again).
    */
   followHolder(record: TaskRecord): void {
+    if (record.chainClosed) this.links.holderClosedChain(record.taskId);
     const task = this.store.tasks.get(record.taskId);
-    if (!task) return;
-    if (record.ids) this.links.adoptIds(task, record.ids);
-    if (record.spanSent === true) this.confirmSpanSent(task.taskId);
+    if (task && record.ids) this.links.adoptIds(task, record.ids);
+    if (task?.exported) {
+      if (record.spanSent === true) this.confirmSpanSent(task.taskId);
+      return;
+    }
+    // Not ended or not read here yet: kept for when it is (see fromHolder).
+    if (record.spanSent === true || (!task && record.ids))
+      this.remember(this.fromHolder, record.taskId, {
+        ids: task ? undefined : record.ids,
+        sent: record.spanSent === true,
+      });
   }
 
-  /** Ended tasks whose span is not known to be sent (what a replica taking over may have to send). */
-  unsentSpans(): string[] {
-    const ids: string[] = [];
+  /**
+   * Tasks whose span this replica has not seen sent, by itself or by the holder: the ended ones not
+   * confirmed, and with `open`, the open ones and the first tasks of chains not closed here (a
+   * holder it followed may have ended them and sent their spans, or closed their chains, before
+   * this replica did). What a replica taking over asks the last holder's records about.
+   */
+  notSeenSent(open: boolean): string[] {
+    const ids = open ? this.links.unclosedRoots() : new Set<string>();
     for (const task of this.store.tasks.values())
-      if (task.exported && task.spanSent === false) ids.push(task.taskId);
-    return ids;
+      if (task.exported ? task.spanSent === false : open && this.fromHolder.get(task.taskId)?.sent !== true)
+        ids.add(task.taskId);
+    return [...ids];
   }
 
   /** The trace exporter sent the span of an exported task. */
@@ -779,13 +829,22 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       if (!task.linkDecided)
         this.links.decideInference(task, nowMs, task.doneMs !== undefined, readThroughMs);
     }
-    // Export in publication order: a parent ended in the same poll as its child goes first.
+    if (!this.takingOver) this.exportEnded(open, nowMs, readThroughMs);
+    if (full) this.links.checkChainEnds(nowMs);
+  }
+
+  /** Exports the ended tasks among `open` whose links are settled. */
+  private exportEnded(open: TaskRecord[], nowMs: number, readThroughMs: number): void {
+    // In publication order: a parent ended in the same poll as its child goes first.
     for (const task of open) {
       if (task.doneMs === undefined || task.exported || !task.linkDecided) continue;
       if (this.links.parentMayStillBeRead(task, nowMs, readThroughMs)) continue;
       task.ids = this.links.resolveIds(task, true, 0);
       task.exported = true;
-      task.spanSent = !this.confirmsSpans;
+      // Sent by the lease holder before this replica ended it: not sent again (see fromHolder).
+      const sentByHolder = this.fromHolder.get(task.taskId)?.sent === true;
+      this.fromHolder.delete(task.taskId);
+      task.spanSent = !this.confirmsSpans || sentByHolder;
       this.store.open.delete(task.taskId);
       this.links.chainPending.add(task.taskId);
       this.links.exported(task);
@@ -794,7 +853,6 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
       if (task.spanSent) task.events = [];
       this.store.markDirty(task);
     }
-    if (full) this.links.checkChainEnds(nowMs);
   }
 
   private addEvent(task: TaskRecord, event: TaskEvent): void {

@@ -150,6 +150,8 @@ export interface ChainSummary {
   readonly parentSampled: boolean | undefined;
   /** What its tasks reported, when any did (summed). */
   readonly usage?: ChainUsage;
+  /** The lease holder closed it first (its chain span sent): a replica closing it after does not send it. */
+  readonly closedByHolder?: boolean;
 }
 
 export interface TaskEvents {
