@@ -6,7 +6,7 @@
 // messages rather than losing them (a restarted orgwatch that lost a parent's record would put the
 // rest of its chain in another trace).
 import { createHash } from "node:crypto";
-import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
+import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../log.js";
 import type { ExporterHealth } from "../model/exporter-health.js";
 import type { LeaseModel } from "../model/lease.js";
@@ -26,6 +26,15 @@ const MAX_WAITERS = 10_000;
 /** Task records read at once when a replica takes the lease over, and written at once. */
 const READ_BATCH = 64;
 const WRITE_BATCH = 64;
+/** How soon a failed or ended watch of the holder's records is started again. */
+const WATCH_RETRY_MS = 1000;
+/**
+ * How often a replica that lost the lease tries to put on record the spans it sent and could not
+ * record (NATS unreachable), and for how long: a replica taking over waits a little before reading
+ * the records (TAKEOVER_GRACE_MS in task-observer.ts), longer than this interval.
+ */
+const OWED_RETRY_MS = 250;
+const OWED_FOR_MS = 60_000;
 
 /** KV keys allow few characters: ids that are not plain tokens are hashed. */
 function keyPart(value: string): string {
@@ -106,10 +115,12 @@ export interface ChainStore {
   /** The stored records of these tasks (the last lease holder's), those that can be read. */
   storedRecords(taskIds: readonly string[]): Promise<TaskRecord[]>;
   /**
-   * Calls `written` with each task record written from now on: the other replica's span ids and
-   * exports, followed while this one does not hold the lease. Stopped by the result.
+   * Calls `written` with each task record written from now on (after this replica's own last
+   * write, when it has one): the other replica's span ids and exports, followed while this one does
+   * not hold the lease. A watch that fails or ends is started again from the last revision it read,
+   * so that nothing written meanwhile is missed. Stopped by the result.
    */
-  watchRecords(written: (record: TaskRecord) => void): Promise<() => void>;
+  watchRecords(written: (record: TaskRecord) => void): () => void;
 }
 
 export async function openChainStore(ctx: SourceContext): Promise<ChainStore | undefined> {
@@ -142,6 +153,63 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
   let ledgersSaved: (() => void)[] = [];
   let waiters: (() => void)[] = [];
   let flushing: Promise<boolean> = Promise.resolve(true);
+  /** The bucket's last revision this replica wrote or read (where a watch of it resumes). */
+  let lastRevision: number | undefined;
+  const noteRevision = (revision: number) => {
+    lastRevision = Math.max(lastRevision ?? 0, revision);
+  };
+  /**
+   * Records of spans this replica sent while it held the lease and had not written when it lost
+   * it (NATS unreachable: the renewal failed too), as they were then, with when they became owed.
+   * Written as soon as NATS answers again, unless the record says the span was sent already: a
+   * replica taking over reads the records to know what not to send again.
+   */
+  const owed = new Map<string, { bytes: Uint8Array; sinceMs: number }>();
+  let owedTimer: NodeJS.Timeout | undefined;
+  let writingOwed = false;
+  let heldAtLastFlush = false;
+
+  async function writeOwed(): Promise<void> {
+    if (writingOwed) return;
+    writingOwed = true;
+    let written = 0;
+    try {
+      const now = Date.now();
+      for (const [id, { sinceMs }] of owed) if (now - sinceMs > OWED_FOR_MS) owed.delete(id);
+      const entries = [...owed];
+      for (let i = 0; i < entries.length; i += WRITE_BATCH) {
+        await Promise.all(
+          entries.slice(i, i + WRITE_BATCH).map(async ([id, { bytes }]) => {
+            const key = taskKey(id);
+            const stored = await kv.get(key);
+            let sentAlready = false;
+            if (stored?.operation === "PUT") {
+              try {
+                sentAlready = (stored.json() as Partial<TaskRecord>).spanSent === true;
+              } catch {
+                // unreadable: replaced by what this replica knows
+              }
+            }
+            // Only where the record does not say sent, and only over the version read (a write
+            // of the new holder's meanwhile is read again on the next try).
+            if (!sentAlready)
+              noteRevision(
+                stored ? await kv.update(key, bytes, stored.revision) : await kv.create(key, bytes),
+              );
+            owed.delete(id);
+            if (!sentAlready) written++;
+          }),
+        );
+      }
+    } catch {
+      // NATS still unreachable, or the record changed meanwhile: tried again soon.
+    } finally {
+      writingOwed = false;
+      if (written > 0) log.info({ written }, "spans sent before the lease was lost now on record");
+      clearTimeout(owedTimer);
+      owedTimer = owed.size > 0 ? setTimeout(() => void writeOwed(), OWED_RETRY_MS).unref() : undefined;
+    }
+  }
 
   /**
    * Writes what is pending when it starts, records first. What a later flush adds meanwhile is not
@@ -168,7 +236,7 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
         if (i > 0) await backgroundTurn();
         await Promise.all(
           entries.slice(i, i + WRITE_BATCH).map(async ([key, ledger]) => {
-            await kv.put(key, encoder.encode(JSON.stringify(ledger)));
+            noteRevision(await kv.put(key, encoder.encode(JSON.stringify(ledger))));
             ledgers.delete(key);
           }),
         );
@@ -181,13 +249,13 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
         const batch = recordEntries.slice(i, i + WRITE_BATCH);
         await Promise.all(
           batch.map(async ([id, record]) => {
-            await kv.put(taskKey(id), encoder.encode(JSON.stringify(record)));
+            noteRevision(await kv.put(taskKey(id), encoder.encode(JSON.stringify(record))));
             records.delete(id);
           }),
         );
       }
       for (const [stream, seq] of cursors) {
-        await kv.put(cursorKey(stream), encoder.encode(JSON.stringify({ stream, seq })));
+        noteRevision(await kv.put(cursorKey(stream), encoder.encode(JSON.stringify({ stream, seq }))));
         cursors.delete(stream);
       }
     } catch (err) {
@@ -221,23 +289,56 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       return records;
     },
 
-    async watchRecords(written) {
-      const watch = await kv.watch({ key: "t.>", include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
-      void (async () => {
-        for await (const entry of watch) {
-          try {
-            const value: unknown = entry.json();
-            if (isTaskRecord(value)) written(value);
-          } catch {
-            // unreadable: nothing known of it
+    watchRecords(written) {
+      let stopped = false;
+      let watch: { stop(): void } | undefined;
+      let retry: NodeJS.Timeout | undefined;
+      let failing = false;
+      const follow = async () => {
+        if (stopped) return;
+        try {
+          // From this replica's own last write, or from now: the other replica's writes after it.
+          lastRevision ??= (await kv.status()).streamInfo.state.last_seq;
+          const w = await kv.watch({ key: "t.>", resumeFromRevision: lastRevision + 1, ignoreDeletes: true });
+          if (stopped) return w.stop();
+          watch = w;
+          if (failing) log.info("the lease holder's span exports followed again");
+          failing = false;
+          for await (const entry of w) {
+            noteRevision(entry.revision);
+            try {
+              const value: unknown = entry.json();
+              if (isTaskRecord(value)) written(value);
+            } catch {
+              // unreadable: nothing known of it
+            }
           }
+          if (!stopped) log.debug("task record watch ended; started again");
+        } catch (err) {
+          if (!failing && !stopped)
+            log.warn(
+              { err: (err as Error).message },
+              "the lease holder's span exports not followed; trying again",
+            );
+          failing = true;
+        } finally {
+          watch = undefined;
         }
-      })().catch((err: unknown) => log.debug({ err: (err as Error).message }, "task record watch ended"));
-      return () => watch.stop();
+        if (!stopped) retry = setTimeout(() => void follow(), WATCH_RETRY_MS).unref();
+      };
+      void follow();
+      return () => {
+        stopped = true;
+        clearTimeout(retry);
+        watch?.stop();
+      };
     },
 
     async load({ tasks, lostWork }) {
       const status = await kv.status();
+      // What a watch of the other replica's writes follows from (watchRecords), at the latest
+      // entry read below when there are entries.
+      noteRevision(status.streamInfo.state.last_seq);
       if (status.values === 0) return { tasks: 0, cursors: 0, consumers: 0 };
       const records: TaskRecord[] = [];
       const cursors: [string, number][] = [];
@@ -247,6 +348,7 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       const timer = setTimeout(() => watch.stop(), LOAD_TIMEOUT_MS);
       try {
         for await (const entry of watch) {
+          noteRevision(entry.revision);
           if (entry.operation === "PUT") {
             try {
               const value: unknown = entry.json();
@@ -277,9 +379,18 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
       const takenAt = Date.now();
       if (!lease.held) {
         // The holder writes the pair's state; this replica's changes are let go (it writes its
-        // whole state when it takes over), and what waits for a save goes on as if saved.
+        // whole state when it takes over), and what waits for a save goes on as if saved. But for
+        // the spans it sent as the holder and has not on record: those are owed (see `owed`).
         const lost = lostWork.takeDirty();
         const dirty = tasks.takeDirty();
+        // Those not written yet, and, just after the loss, those whose sending ended since the
+        // last save (an export under way when the lease was lost).
+        const sent = [...pendingTasks.values(), ...(heldAtLastFlush ? dirty.tasks : [])];
+        heldAtLastFlush = false;
+        for (const record of sent)
+          if (record.spanSent === true)
+            owed.set(record.taskId, { bytes: encoder.encode(JSON.stringify(record)), sinceMs: takenAt });
+        if (owed.size > 0) void writeOwed();
         pendingTasks.clear();
         pendingCursors.clear();
         pendingLedgers.clear();
@@ -288,6 +399,9 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
         health.lastStateSavedMs = takenAt;
         return true;
       }
+      // Holding again: its whole state is written (takeOver), the owed records with it.
+      owed.clear();
+      heldAtLastFlush = true;
       const lost = lostWork.takeDirty();
       for (const l of lost.snapshot.consumers) pendingLedgers.set(consumerLedgerKey(l.stream, l.consumer), l);
       for (const s of lost.snapshot.streams) pendingLedgers.set(streamLedgerKey(s.stream), s);

@@ -29,6 +29,12 @@ const STOP_FLUSH_MS = 2000;
  * test, sometimes never resumed: its tasks were never seen, so never exported.
  */
 const READER_STALL_MS = 5000;
+/**
+ * How long a replica that followed another holder waits, having acquired the lease, before it
+ * reads the last holder's records: longer than the interval at which a holder that lost the lease
+ * for want of NATS tries to record the spans it sent (chain-store.ts, OWED_RETRY_MS).
+ */
+const TAKEOVER_GRACE_MS = 1000;
 
 interface Reader {
   readonly stream: string;
@@ -220,23 +226,19 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
   const followHolder = () => {
     if (!store || stopped || lease.held || stopWatch) return;
     followed = true;
-    void store
-      .watchRecords((record) => tasks.followHolder(record))
-      .then(
-        (stop) => {
-          if (lease.held || stopped) stop();
-          else stopWatch = stop;
-        },
-        (err: unknown) =>
-          log.warn({ err: (err as Error).message }, "the lease holder's span exports not followed"),
-      );
+    stopWatch = store.watchRecords((record) => tasks.followHolder(record));
   };
   const onLost = () => followHolder();
   const onAcquired = () => {
-    stopWatch?.();
-    stopWatch = undefined;
     tasks.prepareTakeOver();
     void (async () => {
+      // A holder that stood down for want of NATS puts the spans it sent on record once NATS
+      // answers again, which may be just when this replica could acquire the lease: given a
+      // moment, still following (exports wait meanwhile).
+      if (followed) await new Promise((resolve) => setTimeout(resolve, TAKEOVER_GRACE_MS).unref());
+      if (!lease.held || stopped) return tasks.abandonTakeOver();
+      stopWatch?.();
+      stopWatch = undefined;
       const notSeenSent = tasks.notSeenSent(followed);
       const stored = await (store ? store.storedRecords(notSeenSent) : Promise.resolve([])).catch(
         (err: unknown) => {

@@ -52,6 +52,8 @@ interface Replica {
   readonly leaseLog: { msg: "acquired" | "lost"; time: number }[];
   /** Its warnings and errors, each message once with how often (what the cluster test reports). */
   readonly warnings: Map<string, number>;
+  /** Spans it sent as the holder and put on record only after losing the lease (NATS not answering). */
+  owedWritten: number;
 }
 
 describe("a replica pair", () => {
@@ -97,6 +99,7 @@ describe("a replica pair", () => {
       running: undefined as never,
       leaseLog: [],
       warnings: new Map(),
+      owedWritten: 0,
     };
     let partial = "";
     replica.running = startOrgwatchDaemon({
@@ -112,6 +115,8 @@ describe("a replica pair", () => {
             const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200);
             replica.warnings.set(msg, (replica.warnings.get(msg) ?? 0) + 1);
           }
+          if (line.includes("spans sent before the lease was lost now on record"))
+            replica.owedWritten += Number(/"written":(\d+)/.exec(line)?.[1] ?? 0);
           if (!line.includes('"lease ')) continue;
           const entry = JSON.parse(line) as { msg: string; time: number };
           if (entry.msg === "lease acquired") replica.leaseLog.push({ msg: "acquired", time: entry.time });
@@ -472,7 +477,7 @@ describe("a replica pair", () => {
           (unexplained.length > 0
             ? ` (${unexplained.length} outside the leader's loss: ${unexplained.join(" | ")})`
             : "") +
-          "; " +
+          `; put on record after losing the lease: a ${a.owedWritten}, b ${b.owedWritten} spans; ` +
           `a: ${JSON.stringify(a.leaseLog.map((l) => [l.msg, l.time - killedAt]))}, b: ${JSON.stringify(b.leaseLog.map((l) => [l.msg, l.time - killedAt]))}` +
           (known.length > 0 ? `; not exported: ${known.join(" | ")}` : "") +
           `; warnings a ${JSON.stringify([...a.warnings])}, b ${JSON.stringify([...b.warnings])}`,
