@@ -53,7 +53,9 @@ interface Replica {
   /** Its warnings and errors, each message once with how often (what the cluster test reports). */
   readonly warnings: Map<string, number>;
   /** Spans it sent as the holder and put on record only after losing the lease (NATS not answering). */
-  owedWritten: number;
+  readonly owedLog: { time: number; written: number }[];
+  /** When it read the last holder's records, taking the lease over. */
+  readonly tookOver: number[];
 }
 
 describe("a replica pair", () => {
@@ -99,7 +101,8 @@ describe("a replica pair", () => {
       running: undefined as never,
       leaseLog: [],
       warnings: new Map(),
-      owedWritten: 0,
+      owedLog: [],
+      tookOver: [],
     };
     let partial = "";
     replica.running = startOrgwatchDaemon({
@@ -115,8 +118,12 @@ describe("a replica pair", () => {
             const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200);
             replica.warnings.set(msg, (replica.warnings.get(msg) ?? 0) + 1);
           }
-          if (line.includes("spans sent before the lease was lost now on record"))
-            replica.owedWritten += Number(/"written":(\d+)/.exec(line)?.[1] ?? 0);
+          if (line.includes("spans sent before the lease was lost now on record")) {
+            const entry = JSON.parse(line) as { time: number; written: number };
+            replica.owedLog.push({ time: entry.time, written: entry.written });
+          }
+          if (line.includes('"took over:'))
+            replica.tookOver.push((JSON.parse(line) as { time: number }).time);
           if (!line.includes('"lease ')) continue;
           const entry = JSON.parse(line) as { msg: string; time: number };
           if (entry.msg === "lease acquired") replica.leaseLog.push({ msg: "acquired", time: entry.time });
@@ -186,6 +193,8 @@ describe("a replica pair", () => {
     } = {},
   ): {
     twice: number;
+    /** Each span received twice: its task, and when and from which process each copy came. */
+    copies: string[];
     missing: string[];
     otherIds: string[];
     unexplained: string[];
@@ -242,7 +251,11 @@ describe("a replica pair", () => {
       `${otlp.chains.length} chain spans, ${chainsTwice} twice` +
       (chainsUnexplained.length > 0 ? ` (outside disruptions: ${chainsUnexplained.join(" | ")})` : "");
     console.log(chains);
-    return { twice: twice.length, missing, otherIds: withOtherIds, unexplained, chains };
+    const copies = twice.map(
+      (pair) =>
+        `${pair[0].taskId} at ${pair.map((s) => `${s.receivedAtMs} from ${s.senderPid}`).join(" and ")}`,
+    );
+    return { twice: twice.length, copies, missing, otherIds: withOtherIds, unexplained, chains };
   }
 
   async function stopAll(replicas: Replica[]): Promise<void> {
@@ -465,7 +478,7 @@ describe("a replica pair", () => {
       // parent ids, the parent's trace id differing between the replicas).
       // Also reported: one run in ten (2026-12-04 evening) had a span sent again by the replica that
       // took the lease when the test stopped the other, 24 s after the other's copy.
-      const { twice, missing, otherIds, unexplained } = checkSpans(
+      const { twice, copies, missing, otherIds, unexplained } = checkSpans(
         work,
         [{ from: killedAt - DUPLICATE_WINDOW_MS, to: (stoodDown?.time ?? killedAt) + RECEIVE_LAG_MS }],
         { lost: "report", otherIds: "report", unexplained: "report" },
@@ -473,11 +486,15 @@ describe("a replica pair", () => {
       console.log(
         `cluster: killed ${leader} (the lease bucket's leader); ${holder.name} holds it after; ` +
           `${work.finished.size} tasks finished, ${missing.length} not exported, ${twice} spans twice` +
+          (twice > 0
+            ? ` [${copies.join(" | ")}; killed at ${killedAt}; pids a ${a.running.child.pid}, b ${b.running.child.pid}]`
+            : "") +
           (otherIds.length > 0 ? ` (${otherIds.length} in another trace: ${otherIds.join(" | ")})` : "") +
           (unexplained.length > 0
             ? ` (${unexplained.length} outside the leader's loss: ${unexplained.join(" | ")})`
             : "") +
-          `; put on record after losing the lease: a ${a.owedWritten}, b ${b.owedWritten} spans; ` +
+          `; put on record after losing the lease (ms after the kill, spans): a ${JSON.stringify(a.owedLog.map((o) => [o.time - killedAt, o.written]))}, b ${JSON.stringify(b.owedLog.map((o) => [o.time - killedAt, o.written]))}; ` +
+          `records read taking over: a ${JSON.stringify(a.tookOver.map((t) => t - killedAt))}, b ${JSON.stringify(b.tookOver.map((t) => t - killedAt))}; ` +
           `a: ${JSON.stringify(a.leaseLog.map((l) => [l.msg, l.time - killedAt]))}, b: ${JSON.stringify(b.leaseLog.map((l) => [l.msg, l.time - killedAt]))}` +
           (known.length > 0 ? `; not exported: ${known.join(" | ")}` : "") +
           `; warnings a ${JSON.stringify([...a.warnings])}, b ${JSON.stringify([...b.warnings])}`,
