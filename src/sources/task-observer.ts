@@ -35,6 +35,8 @@ const READER_STALL_MS = 5000;
  * for want of NATS tries to record the spans it sent (chain-store.ts, OWED_RETRY_MS).
  */
 const TAKEOVER_GRACE_MS = 1000;
+/** How long a replica that took the lease over goes on following the last holder's records. */
+const FOLLOW_AFTER_TAKEOVER_MS = 60_000;
 
 interface Reader {
   readonly stream: string;
@@ -228,7 +230,11 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
     followed = true;
     stopWatch = store.watchRecords((record) => tasks.followHolder(record));
   };
-  const onLost = () => followHolder();
+  let stopFollowing: NodeJS.Timeout | undefined;
+  const onLost = () => {
+    clearTimeout(stopFollowing);
+    followHolder();
+  };
   const onAcquired = () => {
     tasks.prepareTakeOver();
     void (async () => {
@@ -237,8 +243,16 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       // moment, still following (exports wait meanwhile).
       if (followed) await new Promise((resolve) => setTimeout(resolve, TAKEOVER_GRACE_MS).unref());
       if (!lease.held || stopped) return tasks.abandonTakeOver();
-      stopWatch?.();
-      stopWatch = undefined;
+      // Still followed for a while: what the last holder writes late (a write it had under way
+      // when NATS stopped answering, its owed records) is kept for the tasks this replica has not
+      // read yet, which the read below cannot name. What this replica writes comes back through
+      // the same watch, and changes nothing.
+      clearTimeout(stopFollowing);
+      stopFollowing = setTimeout(() => {
+        if (!lease.held) return;
+        stopWatch?.();
+        stopWatch = undefined;
+      }, FOLLOW_AFTER_TAKEOVER_MS).unref();
       const notSeenSent = tasks.notSeenSent(followed);
       const stored = await (store ? store.storedRecords(notSeenSent) : Promise.resolve([])).catch(
         (err: unknown) => {
@@ -289,6 +303,7 @@ export async function startTaskObserver(ctx: SourceContext): Promise<RunningSour
       lease.off("acquired", onAcquired);
       lease.off("lost", onLost);
       tasks.off("spanSent", onSpanSent);
+      clearTimeout(stopFollowing);
       stopWatch?.();
       for (const reader of readers.values()) reader.stop();
       readers.clear();

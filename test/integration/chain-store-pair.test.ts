@@ -12,6 +12,7 @@ import type { TaskRecord } from "../../src/model/tasks/index.js";
 import { openChainStore, taskKey, type ChainStore } from "../../src/sources/chain-store.js";
 import { createSourceContext } from "../../src/sources/source.js";
 import { captureLog, type CapturedLog } from "../helpers/log-capture.js";
+import { observeJoinedTask } from "../helpers/task-observations.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -54,21 +55,7 @@ describe("the chain store of a pair's replica, cut off from NATS", () => {
   function publishAndEnd(org: Organization, taskIds: string[]): void {
     const now = Date.now();
     for (const [seq, taskId] of taskIds.entries()) {
-      org.tasks.observePublished({
-        message: {
-          taskId,
-          type: "work",
-          parentTaskId: undefined,
-          sla: { ackWithinSeconds: undefined, completeWithinMinutes: undefined },
-          onCompletePublishTo: undefined,
-        },
-        traceparent: { traceId: "a".repeat(32), spanId: "b".repeat(16), sampled: true },
-        subject: "genbrain.agents.cto.tasks",
-        role: "cto",
-        stream: "AGENT_CTO_TASKS",
-        streamSequence: seq + 1,
-        storedMs: now - 1000,
-      });
+      observeJoinedTask(org.tasks, taskId, seq + 1, now - 1000);
       org.tasks.recordCompletionSignal({ taskId, outcome: "completed", atMs: now });
     }
     org.tasks.tick();

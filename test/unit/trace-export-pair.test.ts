@@ -10,6 +10,7 @@ import { Organization } from "../../src/model/organization.js";
 import { startTraceExporter, type TraceExporter } from "../../src/exporters/traces.js";
 import { taskSpanId } from "../../src/logic/task-trace.js";
 import type { TaskRecord } from "../../src/model/tasks/index.js";
+import { observeJoinedTask } from "../helpers/task-observations.js";
 
 describe("span export in a pair", () => {
   let traces: TraceExporter | undefined;
@@ -23,22 +24,7 @@ describe("span export in a pair", () => {
     const now = Date.now();
     const ids = Object.fromEntries(["follower", "sent-by-holder", "own"].map((id) => [id, taskSpanId(id)]));
     for (const [seq, taskId] of ["follower", "sent-by-holder", "own"].entries())
-      org.tasks.observePublished({
-        message: {
-          taskId,
-          type: "work",
-          parentTaskId: undefined,
-          sla: { ackWithinSeconds: undefined, completeWithinMinutes: undefined },
-          onCompletePublishTo: undefined,
-        },
-        // Joined the publisher's trace: its link is decided at once (nothing to infer).
-        traceparent: { traceId: "a".repeat(32), spanId: "b".repeat(16), sampled: true },
-        subject: "genbrain.agents.cto.tasks",
-        role: "cto",
-        stream: "AGENT_CTO_TASKS",
-        streamSequence: seq + 1,
-        storedMs: now - 1000,
-      });
+      observeJoinedTask(org.tasks, taskId, seq + 1, now - 1000);
     const end = (taskId: string) => {
       org.tasks.recordCompletionSignal({ taskId, outcome: "completed", atMs: now });
       org.tasks.tick();
