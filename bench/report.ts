@@ -3,6 +3,7 @@ import type { ChainResult } from "./chains.js";
 import type { IngestResult } from "./ingest.js";
 import type { PollCost } from "./poll-cost.js";
 import type { ScrapeResult } from "./scrape.js";
+import type { MemoryAtPeak } from "./scrape-child.js";
 
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(n < 10 ? 1 : 0)} ms` : "–");
 const num = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
@@ -122,6 +123,17 @@ export function scrapeTable(r: ScrapeResult, consumers: number): string {
   );
 }
 
+/** What resident memory was made of at its peak: V8's spaces as committed, Buffers, and the rest. */
+function atPeakNote(p: MemoryAtPeak | undefined): string {
+  if (!p) return "";
+  const rest = p.rssMb - p.youngMb - p.oldMb - p.codeMb - p.arrayBuffersMb;
+  return (
+    `at the RSS peak (${p.rssMb.toFixed(0)} MB) V8's young generation ${p.youngMb.toFixed(0)} MB, ` +
+    `old ${p.oldMb.toFixed(0)} MB, code ${p.codeMb.toFixed(0)} MB, Buffers ${p.arrayBuffersMb.toFixed(0)} MB, ` +
+    `the rest (Node, malloc, the binary) ${rest.toFixed(0)} MB; `
+  );
+}
+
 function stallNotes(r: ScrapeResult): string {
   const lines: string[] = [];
   for (const [name, s] of [
@@ -133,6 +145,7 @@ function stallNotes(r: ScrapeResult): string {
     lines.push(
       `- ${name}: at the end heap ${s.child.heapUsedMb.toFixed(0)} MB used of ${s.child.heapTotalMb.toFixed(0)} MB, ` +
         `outside the heap ${s.child.externalMb.toFixed(0)} MB; ` +
+        atPeakNote(s.child.atPeak) +
         `longest GC pause ${ms(s.child.maxGcPauseMs)} (${s.child.maxGcKind || "none"}); ` +
         (name.startsWith("orgwatch")
           ? `longest poll-end listener ${ms(s.child.longestPolledListenersMs)}; `

@@ -7,7 +7,7 @@
 // Talks over IPC: sends {ready, url}; on "report" sends the figures; on "exit" leaves.
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
-import { writeHeapSnapshot } from "node:v8";
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { Gauge, Registry } from "prom-client";
 import { configWith } from "../src/config/load.js";
@@ -32,13 +32,57 @@ export interface ChildReport {
   readonly longestStalls: readonly { ms: number; during: string }[];
   /** The longest time one of the model's `polled` listeners took at the end of a poll (orgwatch only). */
   readonly longestPolledListenersMs: number;
+  /** What the resident memory was made of when it peaked (MB). */
+  readonly atPeak: MemoryAtPeak;
+}
+
+/** V8's spaces as committed (young: new space and its large objects; old: old, map and large objects). */
+export interface MemoryAtPeak {
+  readonly rssMb: number;
+  readonly youngMb: number;
+  readonly oldMb: number;
+  readonly codeMb: number;
+  /** Buffers' and ArrayBuffers' bytes (outside V8's heap). */
+  readonly arrayBuffersMb: number;
 }
 
 const MB = 1024 * 1024;
 const send = (m: unknown) => process.send?.(m);
 
 let rssPeak = 0;
-const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 10);
+let atPeak: MemoryAtPeak = { rssMb: 0, youngMb: 0, oldMb: 0, codeMb: 0, arrayBuffersMb: 0 };
+/** Notes what memory is made of at each new peak (rare after the first polls: the cost stays small). */
+function samplePeak(): void {
+  const rss = process.memoryUsage.rss();
+  if (rss <= rssPeak) return;
+  rssPeak = rss;
+  let young = 0;
+  let old = 0;
+  let code = 0;
+  for (const space of getHeapSpaceStatistics()) {
+    if (space.space_name.startsWith("new")) young += space.physical_space_size;
+    else if (space.space_name.startsWith("code")) code += space.physical_space_size;
+    else old += space.physical_space_size;
+  }
+  atPeak = {
+    rssMb: rss / MB,
+    youngMb: young / MB,
+    oldMb: old / MB,
+    codeMb: code / MB,
+    arrayBuffersMb: process.memoryUsage().arrayBuffers / MB,
+  };
+}
+const sampler = setInterval(samplePeak, 10);
+// BENCH_MEMORY_LOG=1: resident memory, V8's heap and Buffers every 100 ms, to see what rises when.
+if (process.env["BENCH_MEMORY_LOG"]) {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    process.stderr.write(
+      `memory ${Date.now()} rss ${(m.rss / MB).toFixed(0)} heap ${(m.heapTotal / MB).toFixed(0)} ` +
+        `used ${(m.heapUsed / MB).toFixed(0)} buffers ${(m.arrayBuffers / MB).toFixed(0)}\n`,
+    );
+  }, 100).unref();
+}
 const loop = monitorEventLoopDelay({ resolution: 5 });
 
 const [mode, arg, intervalArg] = process.argv.slice(2);
@@ -189,7 +233,8 @@ setInterval(() => {
   }
   expected = performance.now() + 10;
 }, 10);
-rssPeak = process.memoryUsage.rss();
+rssPeak = 0;
+samplePeak();
 send({ ready: true, url });
 // Start-up ends with the first save of chain state after the first poll: the lost-work state of
 // every consumer written at once (10,000 KV puts at 10,000 consumers, a few seconds). The parent
@@ -205,7 +250,7 @@ process.on("message", (m) => {
     const report: ChildReport = {
       maxStallMs: loop.max / 1e6,
       p99StallMs: loop.percentile(99) / 1e6,
-      rssPeakMb: Math.max(rssPeak, process.memoryUsage.rss()) / MB,
+      rssPeakMb: (samplePeak(), rssPeak / MB),
       rssNowMb: process.memoryUsage.rss() / MB,
       heapUsedMb: process.memoryUsage().heapUsed / MB,
       heapTotalMb: process.memoryUsage().heapTotal / MB,
@@ -216,6 +261,7 @@ process.on("message", (m) => {
       maxGcKind: maxGc.kind,
       longestStalls: stalls,
       longestPolledListenersMs: listenersMs,
+      atPeak,
     };
     send({ report });
     // BENCH_HEAP_SNAPSHOT_DIR=<dir>: a heap snapshot after the run (Chrome DevTools' Memory tab).

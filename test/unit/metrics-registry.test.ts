@@ -17,6 +17,26 @@ describe("MetricsRegistry", () => {
     expect(before).toContain("orgwatch_things_total 2\n");
     expect(after).toBe(before);
   });
+
+  it("writes each scrape's own text into an arena reused by the next scrape once the first is over", async () => {
+    const metrics = new MetricsRegistry();
+    let n = 0;
+    metrics.addSection({ render: () => `made_now ${++n}\n` });
+    const first = await metrics.renderChunks(false);
+    const overlapping = await metrics.renderChunks(false);
+    const made = (r: typeof first) => r.chunks.find((c) => c.toString().startsWith("made_now")) as Buffer;
+    expect(made(first).toString()).toBe("made_now 1\n");
+    expect(made(overlapping).toString()).toBe("made_now 2\n");
+    // In flight at once: separate arenas, neither overwritten.
+    expect(made(overlapping).buffer).not.toBe(made(first).buffer);
+    first.release();
+    const next = await metrics.renderChunks(false);
+    expect(made(next).toString()).toBe("made_now 3\n");
+    expect(made(next).buffer).toBe(made(first).buffer);
+    expect(made(overlapping).toString()).toBe("made_now 2\n");
+    next.release();
+    overlapping.release();
+  });
 });
 
 describe("gzip of the exposition", () => {

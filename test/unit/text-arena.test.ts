@@ -1,7 +1,7 @@
 // The text rendered once per poll is written into arenas reused from poll to poll: a text must never
 // be overwritten while a scrape reads it, and one that outgrew its arena gets the room next time.
 import { describe, expect, it } from "vitest";
-import { TextArena, TextArenas } from "../../src/exporters/metrics/text-arena.js";
+import { ScratchArenas, TextArena, TextArenas } from "../../src/exporters/metrics/text-arena.js";
 
 describe("TextArena", () => {
   it("writes texts one after another into one buffer, each piece a view of it", () => {
@@ -61,5 +61,32 @@ describe("TextArenas", () => {
     // The held one is gone from the pool for good, released or not.
     first.release();
     expect([arenas.next(third), arenas.next(second)]).toEqual([second, third]);
+  });
+});
+
+describe("ScratchArenas", () => {
+  it("gives a scrape an arena of its own while another is in flight, and reuses them after", () => {
+    const scratch = new ScratchArenas();
+    const first = scratch.take();
+    const overlapping = scratch.take();
+    expect(overlapping).not.toBe(first);
+    expect(first.held && overlapping.held).toBe(true);
+    scratch.give(first);
+    scratch.give(overlapping);
+    expect(scratch.spareCount).toBe(2);
+    const next = scratch.take();
+    expect([first, overlapping]).toContain(next);
+    expect(next.size).toBe(0);
+  });
+
+  it("keeps two spare arenas at most, and each once", () => {
+    const scratch = new ScratchArenas();
+    const taken = [scratch.take(), scratch.take(), scratch.take()];
+    for (const a of taken) scratch.give(a);
+    expect(scratch.spareCount).toBe(2);
+    const again = scratch.take();
+    scratch.give(again);
+    scratch.give(again);
+    expect(scratch.spareCount).toBe(2);
   });
 });

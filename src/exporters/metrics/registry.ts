@@ -3,7 +3,7 @@
 // families that are rebuilt once per poll instead of on every scrape.
 import { createGzip } from "node:zlib";
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
-import type { TextArena } from "./text-arena.js";
+import { ScratchArenas, type TextArena } from "./text-arena.js";
 import { backgroundTurn } from "../../turns.js";
 
 /** gzip of pieces written one after the other: no joined copy of them (17 MB at 10,000 consumers). */
@@ -118,8 +118,9 @@ export interface TextSection {
    * building (and encoding) one large string each time. At 10,000 consumers the text is ~14 MB.
    * `openMetrics`: counters are named without `_total` in their HELP and TYPE lines there.
    * A Precompressed chunk written in a text arena is handed out held (`hold()`); the scrape releases it.
+   * `scratch`: an arena for text made for this scrape alone, held until the scrape is over.
    */
-  chunks?(openMetrics: boolean): readonly Chunk[] | Promise<readonly Chunk[]>;
+  chunks?(openMetrics: boolean, scratch: TextArena): readonly Chunk[] | Promise<readonly Chunk[]>;
   /** It applies the export filter itself (the large JetStream section); else its text is filtered here. */
   readonly selfFiltered?: boolean;
 }
@@ -137,6 +138,7 @@ export class MetricsRegistry {
   readonly prometheus = new Registry();
   readonly openMetrics = new Registry<typeof openMetricsContentType>();
   private readonly sections: TextSection[] = [];
+  private readonly scratch = new ScratchArenas();
 
   constructor() {
     this.openMetrics.setContentType(openMetricsContentType);
@@ -202,27 +204,42 @@ export class MetricsRegistry {
     openMetrics: boolean,
   ): Promise<{ contentType: string; chunks: Chunk[]; release: () => void }> {
     // One render at a time: an OpenMetrics render renames counters while it runs (see below).
-    const result = this.rendering.then(() => this.renderNow(openMetrics));
+    const scratch = this.scratch.take();
+    const result = this.rendering.then(() => this.renderNow(openMetrics, scratch));
     this.rendering = result.then(
       () => undefined,
       () => undefined,
     );
-    const { contentType, chunks } = await result;
+    let rendered: Awaited<typeof result>;
+    try {
+      rendered = await result;
+    } catch (err) {
+      this.scratch.give(scratch);
+      throw err;
+    }
+    // The text made for this scrape alone goes into the scratch arena, not into new Buffers.
+    const chunks = rendered.chunks.map((c) => (typeof c === "string" ? scratch.write(c) : c));
     let released = false;
     const release = () => {
-      if (!released) releaseChunks(chunks);
+      if (!released) {
+        releaseChunks(chunks);
+        this.scratch.give(scratch);
+      }
       released = true;
     };
-    return { contentType, chunks, release };
+    return { contentType: rendered.contentType, chunks, release };
   }
 
   private rendering: Promise<void> = Promise.resolve();
 
-  private async renderNow(openMetrics: boolean): Promise<{ contentType: string; chunks: Chunk[] }> {
+  private async renderNow(
+    openMetrics: boolean,
+    scratch: TextArena,
+  ): Promise<{ contentType: string; chunks: Chunk[] }> {
     const extra = (
       await Promise.all(
         this.sections.map(async (s) =>
-          this.filtered(s, s.chunks ? await s.chunks(openMetrics) : [s.render()]),
+          this.filtered(s, s.chunks ? await s.chunks(openMetrics, scratch) : [s.render()]),
         ),
       )
     ).flat();

@@ -89,3 +89,36 @@ export class TextArenas {
     return this.arenas.length;
   }
 }
+
+/** Arenas kept for reuse beyond those in use: scrapes rarely overlap (Prometheus and a person). */
+const SPARE_SCRATCH_ARENAS = 2;
+
+/**
+ * Arenas for the text made anew at each scrape (the ages of unacknowledged work, prom-client's
+ * families): one per scrape in flight, reused by the next. Encoded into a new Buffer each time, that
+ * text (~0.6 MB at 10,000 consumers) outlived the scavenges of the response's writing, and between
+ * two polls resident memory grew by 40 MB of such Buffers waiting for a major collection.
+ */
+export class ScratchArenas {
+  private readonly spare: TextArena[] = [];
+
+  /** An empty arena, held until `give()`. */
+  take(): TextArena {
+    const arena = this.spare.pop() ?? new TextArena(0);
+    arena.reset();
+    arena.hold();
+    return arena;
+  }
+
+  /** Back once nothing reads what was written in it (the response is over). */
+  give(arena: TextArena): void {
+    arena.release();
+    if (!arena.held && this.spare.length < SPARE_SCRATCH_ARENAS && !this.spare.includes(arena))
+      this.spare.push(arena);
+  }
+
+  /** Arenas waiting to be reused (tests). */
+  get spareCount(): number {
+    return this.spare.length;
+  }
+}
