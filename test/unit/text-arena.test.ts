@@ -62,6 +62,18 @@ describe("TextArenas", () => {
     first.release();
     expect([arenas.next(third), arenas.next(second)]).toEqual([second, third]);
   });
+
+  it("makes the first arena as large as asked, later ones from the text before them", () => {
+    const arenas = new TextArenas();
+    const first = arenas.next(undefined, 1_000_000);
+    expect(first.capacity).toBe(1_000_000);
+    const text = "x".repeat(300_000);
+    // Both pieces fit: views of the one buffer, no Buffers of their own.
+    expect(first.write(text).buffer).toBe(first.write(text).buffer);
+    expect(first.size).toBe(600_000);
+    // The next has room for the current text and a tenth more, whatever is asked.
+    expect(arenas.next(first, 5_000_000).capacity).toBe(660_000);
+  });
 });
 
 describe("ScratchArenas", () => {

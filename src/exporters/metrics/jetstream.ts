@@ -283,6 +283,12 @@ export function renderAges(rendered: Rendered, nowMs: number): string {
   return Buffer.concat([...rendered.idleAges, ...busy]).toString("utf8");
 }
 
+/**
+ * Room for the first poll's text, per consumer: 18 series of ~80 bytes (1.4 KB a consumer in the
+ * benchmark's organization), with room for longer names. A longer text overflows as before.
+ */
+const FIRST_TEXT_BYTES_PER_CONSUMER = 2048;
+
 export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organization): void {
   const filter = exportFilterOf(org.config);
   let rendered: Rendered | undefined;
@@ -293,7 +299,7 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
   org.jetstream.on("polled", (result) => {
     latest = result;
     // Never the text being served, nor one a scrape still reads (text-arena.ts).
-    const arena = arenas.next(rendered?.arena);
+    const arena = arenas.next(rendered?.arena, result.consumers.size * FIRST_TEXT_BYTES_PER_CONSUMER);
     // Small organizations: at once (nothing to gain from slicing, and the model and text never differ).
     if (result.consumers.size <= SLICE) {
       rendered = renderPoll(result, filter, arena);
