@@ -170,17 +170,21 @@ export class LostWorkModel {
     }
   }
 
-  /** Messages a consumer lost so far (every reason), as counted (not only as saved). */
-  lostTotal(stream: string, consumer: string): number {
-    const totals = this.ledgers.get(consumerKey(stream, consumer))?.totals ?? {};
+  /**
+   * Messages a consumer lost so far (every reason), as counted (not only as saved). `key`, here and
+   * below: consumerKey(stream, consumer) when the caller has it (the poller, for every consumer of a
+   * poll: each key string made anew is hashed anew; BENCHMARKS.md, 2026-12-07).
+   */
+  lostTotal(stream: string, consumer: string, key = consumerKey(stream, consumer)): number {
+    const totals = this.ledgers.get(key)?.totals ?? {};
     let n = 0;
     for (const v of Object.values(totals)) n += v ?? 0;
     return n;
   }
 
   /** Sequences of a consumer orgwatch saw dead-lettered (poller: live work only). */
-  deadSequences(stream: string, consumer: string): readonly number[] {
-    return this.ledgers.get(consumerKey(stream, consumer))?.dead ?? [];
+  deadSequences(stream: string, consumer: string, key = consumerKey(stream, consumer)): readonly number[] {
+    return this.ledgers.get(key)?.dead ?? [];
   }
 
   /** A max-deliveries advisory: the sequence is dead for this consumer. */
@@ -289,10 +293,10 @@ export class LostWorkModel {
     const since = (this.lastPollAt ?? result.at - HINT_TTL_MS) - 1_000;
     this.lastPollAt = result.at;
     let inSlice = 0;
-    for (const c of result.consumers.values()) {
+    for (const [key, c] of result.consumers) {
       const stream = result.streams.get(c.stream);
       if (!stream || !c.durable || c.ackPolicy === "none") continue;
-      this.applyConsumer(c, stream, result.at, arrivedIn.get(c.stream) ?? false, serverChanged, since);
+      this.applyConsumer(c, key, stream, result.at, arrivedIn.get(c.stream) ?? false, serverChanged, since);
       if (++inSlice === SLICE) {
         inSlice = 0;
         yield;
@@ -325,13 +329,14 @@ export class LostWorkModel {
 
   private applyConsumer(
     c: ConsumerState,
+    key: string,
     stream: StreamState,
     atMs: number,
     arrived: boolean,
     serverChanged: boolean,
     hintsSince: number,
   ): void {
-    const l = this.ledger(c.stream, c.name);
+    const l = this.ledger(c.stream, c.name, key);
     l.role = c.role;
     l.kind = c.kind;
     const point: ConsumerPoint = {
@@ -353,7 +358,7 @@ export class LostWorkModel {
     l.point = point;
     l.createdMs = c.createdMs;
     // Saved only when it moved: at 10,000 idle consumers a poll writes nothing.
-    if (moved) this.markDirty(l);
+    if (moved) this.markDirty(l, key);
     if (!previous || !before || !sameConsumer) return;
     const sp = before.extent;
     const sq = extentOf(stream);
@@ -498,8 +503,7 @@ export class LostWorkModel {
     return (this.hints.get(stream) ?? []).filter((h) => h.atMs >= fromMs && h.atMs <= toMs);
   }
 
-  private ledger(stream: string, consumer: string): ConsumerLedger {
-    const key = consumerKey(stream, consumer);
+  private ledger(stream: string, consumer: string, key = consumerKey(stream, consumer)): ConsumerLedger {
     const back = this.retired.get(key);
     if (back && !this.ledgers.has(key)) {
       this.retired.delete(key);
@@ -539,7 +543,7 @@ export class LostWorkModel {
     this.markDirty(l);
   }
 
-  private markDirty(l: ConsumerLedger): void {
-    this.dirty.add(consumerKey(l.stream, l.consumer));
+  private markDirty(l: ConsumerLedger, key = consumerKey(l.stream, l.consumer)): void {
+    this.dirty.add(key);
   }
 }

@@ -306,6 +306,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
     async function oldestUnacked(
       stream: StreamState,
       ci: ConsumerInfo,
+      key: string,
     ): Promise<{ oldest: StoredTime | undefined; heldByDead: boolean }> {
       const floor = ci.ack_floor.stream_seq;
       const lag = ci.num_pending + ci.num_ack_pending;
@@ -313,7 +314,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       // keeps the floor below the delivered sequence with lag 0.
       if (lag === 0 && floor >= ci.delivered.stream_seq) return { oldest: undefined, heldByDead: false };
       const dead = new Set<number>(
-        org.lostWork.deadSequences(stream.name, ci.name).filter((seq) => seq > floor),
+        org.lostWork.deadSequences(stream.name, ci.name, key).filter((seq) => seq > floor),
       );
       const filters = filterSubjectsOf(ci.config);
       const found = await Promise.all(
@@ -353,7 +354,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       const floorConsumer = heldByDead
         ? ci.delivered.consumer_seq - ci.num_ack_pending
         : ci.ack_floor.consumer_seq;
-      const dead = org.lostWork.deadSequences(stream.name, ci.name);
+      const dead = org.lostWork.deadSequences(stream.name, ci.name, key);
       const redelivered = keepsDeadEntry ? Math.max(0, ci.num_redelivered - dead.length) : ci.num_redelivered;
       const history = observe(
         kept.status,
@@ -385,7 +386,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           ended:
             (counts?.deadLetters ?? 0) +
             (counts?.terminated ?? 0) +
-            org.lostWork.lostTotal(stream.name, ci.name),
+            org.lostWork.lostTotal(stream.name, ci.name, key),
           createdMs,
           floorOnly: !whole,
         },
@@ -479,8 +480,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
               throw err;
             }
             const theirs = infos.filter((ci) => !ci.name.startsWith(OWN_CONSUMER_PREFIX));
-            const oldest = await Promise.all(theirs.map((ci) => oldestUnacked(stream, ci)));
             const keys = theirs.map((ci) => consumerKey(stream.name, ci.name));
+            const oldest = await Promise.all(theirs.map((ci, i) => oldestUnacked(stream, ci, keys[i]!)));
             const states: ConsumerState[] = [];
             for (let start = 0; start < theirs.length; start += STATES_PER_JOB) {
               const job = theirs.slice(start, start + STATES_PER_JOB);
