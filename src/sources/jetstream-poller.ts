@@ -341,8 +341,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       const filterSubjects = filterSubjectsOf(cfg);
       const { kind, role } = classifyConsumer(prefix, stream, ci.name, filterSubjects, rolePattern);
       let kept = histories.get(key);
-      if (!kept) histories.set(key, (kept = { status: undefined, acks: undefined, polled: thisPoll }));
-      kept.polled = thisPoll;
+      if (kept) kept.polled = thisPoll;
+      else histories.set(key, (kept = { status: undefined, acks: undefined, polled: thisPoll }));
       const ackWaitMs = (cfg.ack_wait ?? 30_000 * NS_PER_MS) / NS_PER_MS;
       const lastAckMs = timeMs(ci.ack_floor.last_active);
       const createdMs = timeMs(ci.created);

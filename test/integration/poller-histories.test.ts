@@ -1,13 +1,14 @@
 // The poller keeps each consumer's histories (status window, acks) from poll to poll in one map:
 // a consumer deleted on the server must leave it at the next poll (no leak over a long run).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstream, jetstreamManager, AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { configWith } from "../../src/config/load.js";
 import { silentLogger } from "../../src/log.js";
 import { Organization } from "../../src/model/organization.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { startJetStreamPoller, type RunningPoller } from "../../src/sources/jetstream-poller.js";
+import { testConfig } from "../helpers/daemon.js";
+import { addTaskStream } from "../helpers/topology.js";
 
 describe("the poller's kept consumer histories", () => {
   let server: NatsServerProcess;
@@ -19,9 +20,7 @@ describe("the poller's kept consumer histories", () => {
     server = await startNatsServer();
     nc = await connect({ servers: server.url });
     jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: "AGENT_CTO_TASKS", subjects: ["genbrain.agents.cto.tasks"] });
-    for (const name of ["cto-worker", "cto-reviewer", "cto-audit"])
-      await jsm.consumers.add("AGENT_CTO_TASKS", { durable_name: name, ack_policy: AckPolicy.Explicit });
+    await addTaskStream(jsm, "cto", {}, ["cto-worker", "cto-reviewer", "cto-audit"]);
   });
   afterAll(async () => {
     await poller?.stop();
@@ -30,7 +29,7 @@ describe("the poller's kept consumer histories", () => {
   });
 
   it("keeps one per consumer the last poll saw, and drops a deleted consumer's at the next poll", async () => {
-    const config = configWith({ "nats-url": [server.url], "poll-interval": 24 * 3600_000 });
+    const config = testConfig(server.url);
     const org = new Organization(config);
     org.health.natsConnected = true;
     const first = new Promise<void>((resolve) => org.jetstream.once("polled", () => resolve()));
