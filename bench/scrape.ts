@@ -173,7 +173,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-const SCRAPE_ENCODING = process.env["BENCH_SCRAPE_GZIP"] === "1" ? "gzip" : "identity";
+// As Prometheus scrapes: asking for gzip. BENCH_SCRAPE_GZIP=0: identity (curl without --compressed;
+// the figures in BENCHMARKS.md before 2026-12-07's second session).
+const SCRAPE_ENCODING = process.env["BENCH_SCRAPE_GZIP"] === "0" ? "identity" : "gzip";
 
 /** Keep-alive, as Prometheus scrapes. */
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -181,7 +183,6 @@ const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 /** One scrape: the body's bytes, and when its last byte came. */
 function scrapeOnce(url: string): Promise<{ body: Buffer[]; gzipped: boolean; lastByteMs: number }> {
   return new Promise((resolve, reject) => {
-    // BENCH_SCRAPE_GZIP=1 asks for gzip as Prometheus does; identity as the figures before gzip.
     const req = get(url, { agent, headers: { "Accept-Encoding": SCRAPE_ENCODING } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();

@@ -9,7 +9,7 @@ import {
   renderAges,
   renderPoll,
 } from "../../src/exporters/metrics/jetstream.js";
-import { identityBody, MetricsRegistry } from "../../src/exporters/metrics/registry.js";
+import { identityBody, MetricsRegistry, Precompressed } from "../../src/exporters/metrics/registry.js";
 import type { ConsumerState, StreamState } from "../../src/model/jetstream.js";
 import { Organization } from "../../src/model/organization.js";
 import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
@@ -189,13 +189,34 @@ describe("JetStream metrics exporter", () => {
     org.jetstream.applyPoll(large(2));
     // At once: the previous poll's, every consumer of it (not half of each).
     expect(await lags()).toEqual(new Set([1]));
-    // A few turns of the event loop later (3 slices), the new poll's.
+    // Some turns of the event loop later (3 slices, then its gzip encoded on the threadpool), the
+    // new poll's; never a mix of the two.
     let seen = new Set<number>();
-    for (let turn = 0; turn < 20 && !seen.has(2); turn++) {
+    for (let turn = 0; turn < 1000 && !seen.has(2); turn++) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       seen = await lags();
     }
     expect(seen).toEqual(new Set([2]));
+  });
+
+  it("serves a large poll's text once its gzip is ready: a scrape asking for gzip never waits to encode it", async () => {
+    const org = new Organization(configWith({}));
+    const metrics = new MetricsRegistry();
+    registerJetStreamMetrics(metrics, org);
+    const large = poll(
+      [stream("CTO")],
+      Array.from({ length: 1201 }, (_, i) => consumer("CTO", `w${i}`)),
+    );
+    org.jetstream.applyPoll(large);
+    const scrape = await metrics.renderChunks(false);
+    const fixedPart = scrape.chunks.find((c) => c instanceof Precompressed)!;
+    // Already encoded: settled within microtasks, before the event loop could run the threadpool's
+    // completion of an encoding started now.
+    let encoded = false;
+    void fixedPart.gzipped.then(() => (encoded = true));
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+    scrape.release();
+    expect(encoded).toBe(true);
   });
 });
 

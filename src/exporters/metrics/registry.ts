@@ -1,7 +1,7 @@
 // The metrics exporter: one prom-client registry per exposition format (Prometheus text and
 // OpenMetrics, which carries exemplars), plus pre-rendered text sections for the large gauge
 // families that are rebuilt once per poll instead of on every scrape.
-import { createGzip } from "node:zlib";
+import { constants, createGzip } from "node:zlib";
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
 import { ScratchArenas, type TextArena } from "./text-arena.js";
 import { backgroundTurn } from "../../turns.js";
@@ -9,7 +9,7 @@ import { backgroundTurn } from "../../turns.js";
 /** gzip of pieces written one after the other: no joined copy of them (17 MB at 10,000 consumers). */
 function gzipPieces(pieces: readonly Buffer[]): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const encoder = createGzip();
+    const encoder = createGzip({ level: constants.Z_BEST_SPEED });
     const out: Buffer[] = [];
     encoder.on("data", (b: Buffer) => out.push(b));
     encoder.on("end", () => resolve(Buffer.concat(out)));
