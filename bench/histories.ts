@@ -4,11 +4,10 @@
 // --backpressure.window, an hour by default). The logic is driven the way
 // sources/jetstream-poller.ts drives it, one sample per consumer per poll, and the heap they hold is
 // measured after eight polls (two minutes) and after an hour of polls.
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
 import { configWith } from "../src/config/load.js";
 import { ackRatePerSecond, observeAcks, type AckHistory } from "../src/logic/ack-rate.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../src/logic/consumer-status.js";
+import { fullCollector } from "./collect.js";
 
 export interface HistoriesResult {
   readonly consumers: number;
@@ -27,9 +26,8 @@ const BACKPRESSURE_WINDOW_MS = DEFAULTS["backpressure.window"];
 const ACK_WAIT_MS = 30 * 60_000;
 
 export function measureHistories(consumers = 10_000, pollIntervalMs = 15_000): HistoriesResult {
-  // A full collection before each measurement; exposed here, not when the bench imports this file.
-  setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as () => void;
+  // A full collection before each measurement.
+  const gc = fullCollector();
   const hour = Math.round(BACKPRESSURE_WINDOW_MS / pollIntervalMs);
   const checkpoints = [...new Set([Math.min(8, hour), hour])];
   const keys = Array.from({ length: consumers }, (_, i) => `BENCH_${i % 1000}/w${Math.floor(i / 1000)}`);

@@ -8,6 +8,7 @@ import type { PollResult } from "../src/model/jetstream.js";
 import { Organization } from "../src/model/organization.js";
 import { startJetStreamPoller } from "../src/sources/jetstream-poller.js";
 import { barePoll, perConsumerInfo, type BareResult } from "./bare-client.js";
+import { fullCollector } from "./collect.js";
 import { median } from "./stats.js";
 import type { BenchTopology } from "./topology.js";
 
@@ -106,6 +107,10 @@ export async function measurePollCost(
   { iterations = 5, concurrency = 32, infoBaseline = true } = {},
 ): Promise<PollCost> {
   const nc = await connect({ servers: url, name: "bench-poll" });
+  // A full collection before each measured poll, orgwatch's and the bare client's: without it each
+  // paid for the garbage of the one before, and the same code measured 0.93–1.55× at 30,000
+  // consumers from run to run (BENCHMARKS.md, 2026-12-07, day).
+  const gc = fullCollector();
   try {
     const colds: PollSample[] = [];
     const bares: BareResult[] = [];
@@ -113,7 +118,9 @@ export async function measurePollCost(
     let consumers: { stream: string; name: string }[] = [];
     // Alternate, so that both see the same server state and the same background load.
     for (let i = 0; i < iterations; i++) {
+      gc();
       bares.push(await barePoll(nc, concurrency));
+      gc(); // before the poller: its first poll starts with it
       const poller = await parkedPoller(nc, url, concurrency);
       try {
         let result: PollResult | undefined;
@@ -125,7 +132,10 @@ export async function measurePollCost(
         );
         if (i === 0) {
           consumers = [...result!.consumers.values()].map((c) => ({ stream: c.stream, name: c.name }));
-          for (let k = 0; k < iterations; k++) warm.push(await measurePoll(nc, () => poller.again()));
+          for (let k = 0; k < iterations; k++) {
+            gc();
+            warm.push(await measurePoll(nc, () => poller.again()));
+          }
         }
       } finally {
         await poller.stop();

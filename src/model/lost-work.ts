@@ -503,30 +503,31 @@ export class LostWorkModel {
     return (this.hints.get(stream) ?? []).filter((h) => h.atMs >= fromMs && h.atMs <= toMs);
   }
 
+  /** One lookup when the ledger exists (every consumer of every poll); the retired only when not. */
   private ledger(stream: string, consumer: string, key = consumerKey(stream, consumer)): ConsumerLedger {
+    const found = this.ledgers.get(key);
+    if (found) return found;
     const back = this.retired.get(key);
-    if (back && !this.ledgers.has(key)) {
+    if (back) {
       this.retired.delete(key);
       this.ledgers.set(key, back.ledger);
       if (back.saved) this.saved.set(key, back.saved);
       this.version++;
+      return back.ledger;
     }
-    let l = this.ledgers.get(key);
-    if (!l) {
-      this.version++;
-      l = {
-        stream,
-        consumer,
-        role: "",
-        kind: "other",
-        createdMs: undefined,
-        point: undefined,
-        totals: {},
-        named: [],
-        dead: [],
-      };
-      this.ledgers.set(key, l);
-    }
+    this.version++;
+    const l: ConsumerLedger = {
+      stream,
+      consumer,
+      role: "",
+      kind: "other",
+      createdMs: undefined,
+      point: undefined,
+      totals: {},
+      named: [],
+      dead: [],
+    };
+    this.ledgers.set(key, l);
     return l;
   }
 
