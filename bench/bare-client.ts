@@ -3,7 +3,10 @@
 // STREAM.MSG.GET per lagging consumer for its oldest unacknowledged message), at the same
 // concurrency. And, for scale, what orgwatch avoids: one CONSUMER.INFO per consumer.
 import pLimit from "p-limit";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
+
+/** Sends one request: nats.js's `request()` by default, or orgwatch's own (src/nats/requests.ts). */
+export type Send = (subject: string, data: Uint8Array) => Promise<Msg>;
 
 interface Page {
   total: number;
@@ -36,28 +39,37 @@ export interface BareResult {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-async function request<T>(nc: NatsConnection, subject: string, body: unknown): Promise<T> {
-  const msg = await nc.request(subject, encoder.encode(JSON.stringify(body)), { timeout: 10_000 });
+const viaNats =
+  (nc: NatsConnection): Send =>
+  (subject, data) =>
+    nc.request(subject, data, { timeout: 10_000 });
+
+async function request<T>(send: Send, subject: string, body: unknown): Promise<T> {
+  const msg = await send(subject, encoder.encode(JSON.stringify(body)));
   const parsed = JSON.parse(decoder.decode(msg.data)) as T & { error?: { description: string } };
   if (parsed.error) throw new Error(`${subject}: ${parsed.error.description}`);
   return parsed;
 }
 
 /** Lists everything and reads each lagging consumer's oldest unacknowledged message, like one cold poll. */
-export async function barePoll(nc: NatsConnection, concurrency: number): Promise<BareResult> {
+export async function barePoll(
+  nc: NatsConnection,
+  concurrency: number,
+  send: Send = viaNats(nc),
+): Promise<BareResult> {
   const limit = pLimit(concurrency);
   let requests = 0;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const list = async (subject: string, field: "streams" | "consumers") => {
     requests++;
-    const first = await limit(() => request<Page>(nc, subject, { offset: 0 }));
+    const first = await limit(() => request<Page>(send, subject, { offset: 0 }));
     const items = [...(first[field] ?? [])];
     const offsets: number[] = [];
     for (let o = items.length; o < first.total; o += first.limit) offsets.push(o);
     requests += offsets.length;
     const pages = await Promise.all(
-      offsets.map((offset) => limit(() => request<Page>(nc, subject, { offset }))),
+      offsets.map((offset) => limit(() => request<Page>(send, subject, { offset }))),
     );
     for (const p of pages) items.push(...((p[field] ?? []) as typeof items));
     return items;
@@ -80,7 +92,7 @@ export async function barePoll(nc: NatsConnection, concurrency: number): Promise
               limit(async () => {
                 requests++;
                 reads++;
-                await request(nc, `$JS.API.STREAM.MSG.GET.${s.config.name}`, {
+                await request(send, `$JS.API.STREAM.MSG.GET.${s.config.name}`, {
                   seq: c.ack_floor.stream_seq + 1,
                   next_by_subj: c.config.filter_subject ?? ">",
                 });
@@ -110,7 +122,9 @@ export async function perConsumerInfo(
   const limit = pLimit(concurrency);
   const t0 = performance.now();
   await Promise.all(
-    consumers.map((c) => limit(() => request(nc, `$JS.API.CONSUMER.INFO.${c.stream}.${c.name}`, {}))),
+    consumers.map((c) =>
+      limit(() => request(viaNats(nc), `$JS.API.CONSUMER.INFO.${c.stream}.${c.name}`, {})),
+    ),
   );
   return { requests: consumers.length, wallMs: performance.now() - t0 };
 }

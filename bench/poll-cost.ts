@@ -4,9 +4,11 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { configWith } from "../src/config/load.js";
 import { silentLogger } from "../src/log.js";
+import { connectionOptions } from "../src/nats/connect.js";
 import type { PollResult } from "../src/model/jetstream.js";
 import { Organization } from "../src/model/organization.js";
 import { startJetStreamPoller } from "../src/sources/jetstream-poller.js";
+import { startRequests } from "../src/nats/requests.js";
 import { barePoll, perConsumerInfo, type BareResult } from "./bare-client.js";
 import { fullCollector } from "./collect.js";
 import { median } from "./stats.js";
@@ -30,9 +32,14 @@ export interface PollCost {
   readonly cold: PollSample;
   /** Later polls: unchanged ack floors cost no read. */
   readonly warm: PollSample;
+  /** The bare client on nats.js's `request()`. */
   readonly bare: BareResult;
+  /** The bare client on orgwatch's own request path (src/nats/requests.ts): the bookkeeping alone. */
+  readonly bareOwnRequests: BareResult;
   /** Cold orgwatch wall time / bare wall time (target ≤ 1.5). */
   readonly ratio: number;
+  /** Cold orgwatch wall time / the bare client's on orgwatch's request path. */
+  readonly ownRequestsRatio: number;
   /** One CONSUMER.INFO per consumer: what the paged lists avoid. */
   readonly perConsumerInfoMs: number | undefined;
 }
@@ -106,7 +113,10 @@ export async function measurePollCost(
   topology: BenchTopology,
   { iterations = 5, concurrency = 32, infoBaseline = true } = {},
 ): Promise<PollCost> {
-  const nc = await connect({ servers: url, name: "bench-poll" });
+  // The daemon's own connection options, for both: without them nats.js built two errors per request
+  // for their stack traces (`noAsyncTraces`), a cost the daemon does not pay (BENCHMARKS.md,
+  // 2026-12-07, evening).
+  const nc = await connect({ ...connectionOptions(configWith({ "nats-url": [url] })), name: "bench-poll" });
   // A full collection before each measured poll, orgwatch's and the bare client's: without it each
   // paid for the garbage of the one before, and the same code measured 0.93–1.55× at 30,000
   // consumers from run to run (BENCHMARKS.md, 2026-12-07, day).
@@ -114,12 +124,16 @@ export async function measurePollCost(
   try {
     const colds: PollSample[] = [];
     const bares: BareResult[] = [];
+    const baresOwn: BareResult[] = [];
+    const own = startRequests(nc, 10_000);
     let warm: PollSample[] = [];
     let consumers: { stream: string; name: string }[] = [];
     // Alternate, so that both see the same server state and the same background load.
     for (let i = 0; i < iterations; i++) {
       gc();
       bares.push(await barePoll(nc, concurrency));
+      gc();
+      baresOwn.push(await barePoll(nc, concurrency, own.request));
       gc(); // before the poller: its first poll starts with it
       const poller = await parkedPoller(nc, url, concurrency);
       try {
@@ -150,15 +164,18 @@ export async function measurePollCost(
       consumers: median(samples.map((s) => s.consumers)),
       reads: median(samples.map((s) => s.reads)),
     });
+    own.stop();
     const cold = pick(colds);
-    const bare: BareResult = {
-      requests: median(bares.map((b) => b.requests)),
-      streams: median(bares.map((b) => b.streams)),
-      consumers: median(bares.map((b) => b.consumers)),
-      reads: median(bares.map((b) => b.reads)),
-      wallMs: median(bares.map((b) => b.wallMs)),
-      cpuMs: median(bares.map((b) => b.cpuMs)),
-    };
+    const pickBare = (runs: BareResult[]): BareResult => ({
+      requests: median(runs.map((b) => b.requests)),
+      streams: median(runs.map((b) => b.streams)),
+      consumers: median(runs.map((b) => b.consumers)),
+      reads: median(runs.map((b) => b.reads)),
+      wallMs: median(runs.map((b) => b.wallMs)),
+      cpuMs: median(runs.map((b) => b.cpuMs)),
+    });
+    const bare = pickBare(bares);
+    const bareOwnRequests = pickBare(baresOwn);
     const info = infoBaseline ? await perConsumerInfo(nc, consumers, concurrency) : undefined;
     return {
       topology,
@@ -166,7 +183,9 @@ export async function measurePollCost(
       cold,
       warm: pick(warm),
       bare,
+      bareOwnRequests,
       ratio: cold.wallMs / bare.wallMs,
+      ownRequestsRatio: cold.wallMs / bareOwnRequests.wallMs,
       perConsumerInfoMs: info?.wallMs,
     };
   } finally {

@@ -74,6 +74,7 @@ describe("benchmarks (smoke)", () => {
     const r = await measurePollCost(server.url, TOPOLOGY, { iterations: 1 });
     expect(r.cold).toMatchObject({ requests: 12, consumers: 20, reads: 7 });
     expect(r.bare).toMatchObject({ requests: 12, streams: 4, consumers: 20, reads: 7 });
+    expect(r.bareOwnRequests).toMatchObject({ requests: 12, streams: 4, consumers: 20, reads: 7 });
     // Unchanged ack floors: the warm poll reads nothing again, yet still knows every oldest message.
     expect(r.warm).toMatchObject({ requests: 5, consumers: 20, reads: 7 });
     expect(r.cold.bytes).toBeGreaterThan(0);

@@ -8,8 +8,11 @@
 // message read per distinct (stream, ack floor, filter) among consumers with unacknowledged work
 // that was not already read by an earlier poll. orgwatch's own streams and consumers (named with
 // OWN_CONSUMER_PREFIX) are left out: orgwatch is not part of the organization it watches.
+// The requests go out on one reply subscription of the poller's own (src/nats/requests.ts, under
+// `_INBOX.>` like nats.js's): nats.js's request() costs an Error per request.
 import pLimit from "p-limit";
-import { NoRespondersError } from "@nats-io/transport-node";
+import { NoRespondersError, type Msg } from "@nats-io/transport-node";
+import { startRequests } from "../nats/requests.js";
 import type { ConsumerConfig, ConsumerInfo, StreamInfo } from "@nats-io/jetstream";
 import { classifyConsumer, classifyStream } from "../logic/classify.js";
 import { evaluateStatus, observe, type ConsumerHistory } from "../logic/consumer-status.js";
@@ -120,6 +123,23 @@ export function filterSubjectsOf(cfg: Pick<ConsumerConfig, "filter_subject" | "f
   return cfg.filter_subject ? [cfg.filter_subject] : [];
 }
 
+/**
+ * A direct get's reply: the message's sequence and stored time from its headers, undefined when
+ * none is at or after the sequence asked (status 404); another status is the request's error.
+ */
+export function directRead(subject: string, msg: Msg): { seq: number; ms: number } | undefined {
+  const h = msg.headers;
+  const code = h?.code ?? 0;
+  if (code === 404) return undefined;
+  if (code !== 0 || !h)
+    throw new Error(`${subject}: ${code} ${h?.description ?? "no headers in a direct get reply"}`);
+  const seq = Number(h.last("Nats-Sequence"));
+  const ms = Date.parse(h.last("Nats-Time-Stamp"));
+  if (!Number.isSafeInteger(seq) || Number.isNaN(ms))
+    throw new Error(`${subject}: a direct get reply without its sequence or time`);
+  return { seq, ms };
+}
+
 export function isDurable(cfg: Pick<ConsumerConfig, "durable_name">): boolean {
   return cfg.durable_name !== undefined && cfg.durable_name !== "";
 }
@@ -135,6 +155,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   const slicer = createTimeSlicer(SLICE_BUDGET_MS);
+  const requests = startRequests(nc, timeout);
 
   /**
    * Each consumer's histories: for the status evaluation (logic/consumer-status.ts) and for the ack
@@ -157,7 +178,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
   async function poll(): Promise<void> {
     const started = Date.now();
     const t0 = performance.now();
-    let requests = 0;
+    let sent = 0;
     const nextReads = new Map<string, Promise<StoredTime | undefined>>();
     /**
      * Names a cluster left out of a list because their leader did not answer (an election, a node
@@ -167,8 +188,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
     const missing = new Map<string, string[]>();
 
     async function listPage(subject: string, offset: number): Promise<ListPage> {
-      requests++;
-      const msg = await nc.request(subject, encoder.encode(JSON.stringify({ offset })), { timeout });
+      sent++;
+      const msg = await requests.request(subject, encoder.encode(JSON.stringify({ offset })));
       const page = await slicer.run(() => JSON.parse(decoder.decode(msg.data)) as ListPage);
       if (page.error) {
         throw new JetStreamApiError(
@@ -221,11 +242,12 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
             return;
           }
           const info = await limit(async () => {
-            requests++;
+            sent++;
             const subject = `${apiPrefix}.STREAM.INFO.${s.name}`;
-            const msg = await nc.request(subject, encoder.encode(JSON.stringify({ deleted_details: true })), {
-              timeout,
-            });
+            const msg = await requests.request(
+              subject,
+              encoder.encode(JSON.stringify({ deleted_details: true })),
+            );
             return JSON.parse(decoder.decode(msg.data)) as {
               state?: { deleted?: number[] };
               error?: ApiErrorReply;
@@ -253,11 +275,12 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           pending = Promise.resolve(cached);
         } else {
           pending = limit(async () => {
-            requests++;
+            sent++;
+            const body = encoder.encode(JSON.stringify({ seq, next_by_subj: filter }));
             if (stream.allowDirect) {
+              const subject = `${apiPrefix}.DIRECT.GET.${stream.name}`;
               try {
-                const m = await jsm.direct.getMessage(stream.name, { seq, next_by_subj: filter });
-                return m ? { seq: m.seq, ms: m.time.getTime() } : undefined;
+                return directRead(subject, await requests.request(subject, body));
               } catch (err) {
                 // No responders: the stream was deleted since the list; it is gone at the next poll.
                 if (err instanceof NoRespondersError) return undefined;
@@ -265,8 +288,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
               }
             }
             const subject = `${apiPrefix}.STREAM.MSG.GET.${stream.name}`;
-            const body = encoder.encode(JSON.stringify({ seq, next_by_subj: filter }));
-            const msg = await nc.request(subject, body, { timeout });
+            const msg = await requests.request(subject, body);
             const r = JSON.parse(decoder.decode(msg.data)) as {
               message?: { seq: number; time: string };
               error?: ApiErrorReply;
@@ -520,7 +542,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       }
       reads = settled;
       for (const [key, kept] of histories) if (kept.polled !== thisPoll) histories.delete(key);
-      const result: PollResult = { at: started, streams, consumers, requests, serverId, serverVersion };
+      const result: PollResult = { at: started, streams, consumers, requests: sent, serverId, serverVersion };
       // The last consumer-list replies arrive in bursts handled back to back: let the loop breathe
       // before the model's listeners, which then run one per turn.
       await backgroundTurn();
@@ -536,7 +558,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         {
           streams: streams.size,
           consumers: consumers.size,
-          requests,
+          requests: sent,
           seconds: health.lastPollDurationSeconds,
         },
         "JetStream polled",
@@ -580,6 +602,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
       clearInterval(timer);
       // A poll stuck on an unreachable server must not hold shutdown for its request timeout.
       await Promise.race([inFlight, new Promise((r) => setTimeout(r, 1000).unref())]);
+      requests.stop();
     },
   };
 }
