@@ -108,6 +108,12 @@ async function parkedPoller(nc: NatsConnection, url: string, concurrency: number
   };
 }
 
+/** Each field's median over the runs (every field of a sample is a number). */
+function medians<T extends object>(runs: readonly T[]): T {
+  const keys = Object.keys(runs[0]!) as (keyof T)[];
+  return Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[k] as number))])) as T;
+}
+
 export async function measurePollCost(
   url: string,
   topology: BenchTopology,
@@ -156,32 +162,16 @@ export async function measurePollCost(
       }
     }
     warm = warm.length > 0 ? warm : colds;
-    const pick = (samples: PollSample[]): PollSample => ({
-      requests: median(samples.map((s) => s.requests)),
-      wallMs: median(samples.map((s) => s.wallMs)),
-      cpuMs: median(samples.map((s) => s.cpuMs)),
-      bytes: median(samples.map((s) => s.bytes)),
-      consumers: median(samples.map((s) => s.consumers)),
-      reads: median(samples.map((s) => s.reads)),
-    });
     own.stop();
-    const cold = pick(colds);
-    const pickBare = (runs: BareResult[]): BareResult => ({
-      requests: median(runs.map((b) => b.requests)),
-      streams: median(runs.map((b) => b.streams)),
-      consumers: median(runs.map((b) => b.consumers)),
-      reads: median(runs.map((b) => b.reads)),
-      wallMs: median(runs.map((b) => b.wallMs)),
-      cpuMs: median(runs.map((b) => b.cpuMs)),
-    });
-    const bare = pickBare(bares);
-    const bareOwnRequests = pickBare(baresOwn);
+    const cold = medians(colds);
+    const bare = medians(bares);
+    const bareOwnRequests = medians(baresOwn);
     const info = infoBaseline ? await perConsumerInfo(nc, consumers, concurrency) : undefined;
     return {
       topology,
       expectedRequests: expectedRequests(topology),
       cold,
-      warm: pick(warm),
+      warm: medians(warm),
       bare,
       bareOwnRequests,
       ratio: cold.wallMs / bare.wallMs,

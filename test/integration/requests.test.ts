@@ -11,7 +11,7 @@ import {
 } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
-import { startRequests } from "../../src/nats/requests.js";
+import { startRequests, type Requests } from "../../src/nats/requests.js";
 import { directRead } from "../../src/sources/jetstream-poller.js";
 
 const text = (m: Msg) => new TextDecoder().decode(m.data);
@@ -42,21 +42,26 @@ describe("requests on one reply subscription", () => {
     await server?.stop();
   });
 
-  it("gives each request its own reply, in any order", async () => {
-    const requests = startRequests(nc, 5000);
+  async function withRequests(timeoutMs: number, run: (requests: Requests) => Promise<void>): Promise<void> {
+    const requests = startRequests(nc, timeoutMs);
     try {
+      await run(requests);
+    } finally {
+      requests.stop();
+    }
+  }
+
+  it("gives each request its own reply, in any order", async () => {
+    await withRequests(5000, async (requests) => {
       const replies = await Promise.all(
         Array.from({ length: 50 }, (_, i) => requests.request("echo.50", bytes(String(i)))),
       );
       expect(replies.map(text)).toEqual(Array.from({ length: 50 }, (_, i) => `re:${i}`));
-    } finally {
-      requests.stop();
-    }
+    });
   });
 
   it("rejects a subject nobody serves with NoRespondersError, and one nobody answers with TimeoutError", async () => {
-    const requests = startRequests(nc, 300);
-    try {
+    await withRequests(300, async (requests) => {
       const none = requests.request("nobody.here", bytes("x"));
       await expect(none).rejects.toBeInstanceOf(NoRespondersError);
       await expect(none).rejects.toThrow("nobody.here");
@@ -66,21 +71,16 @@ describe("requests on one reply subscription", () => {
       expect(waited).toBeGreaterThanOrEqual(299);
       // Answered requests are unaffected by one that timed out before them.
       await expect(requests.request("echo.1", bytes("after")).then(text)).resolves.toBe("re:after");
-    } finally {
-      requests.stop();
-    }
+    });
   });
 
   it("drops a reply that comes after its request's timeout", async () => {
-    const requests = startRequests(nc, 200);
-    try {
+    await withRequests(200, async (requests) => {
       // Two are needed before echo.2 replies: the first times out waiting (its reply comes with the second's).
       const first = requests.request("echo.2", bytes("a"));
       await expect(first).rejects.toBeInstanceOf(TimeoutError);
       await expect(requests.request("echo.2", bytes("b")).then(text)).resolves.toBe("re:b");
-    } finally {
-      requests.stop();
-    }
+    });
   });
 
   it("rejects what waits when stopped, and refuses requests after", async () => {
@@ -107,8 +107,7 @@ describe("requests on one reply subscription", () => {
     await js.publish("direct.a", bytes("1"));
     const second = await js.publish("direct.b", bytes("2"));
     const stored = await jsm.streams.getMessage("DIRECT", { seq: second.seq });
-    const requests = startRequests(nc, 5000);
-    try {
+    await withRequests(5000, async (requests) => {
       const subject = "$JS.API.DIRECT.GET.DIRECT";
       const ask = (seq: number, filter: string) =>
         requests.request(subject, bytes(JSON.stringify({ seq, next_by_subj: filter })));
@@ -117,8 +116,6 @@ describe("requests on one reply subscription", () => {
         ms: stored!.time.getTime(),
       });
       expect(directRead(subject, await ask(second.seq + 1, ">"))).toBeUndefined();
-    } finally {
-      requests.stop();
-    }
+    });
   });
 });
