@@ -564,6 +564,8 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
         "JetStream polled",
       );
     } catch (err) {
+      // Cut short by stop() (its requests are rejected then): not a failure of the organization's.
+      if (stopped) return;
       health.pollErrors++;
       health.lastPollError = (err as Error).message;
       log.warn({ err: (err as Error).message }, "JetStream poll failed; keeping the last values");
