@@ -132,17 +132,13 @@ export function observe(
     !history ||
     !previous ||
     !isSameConsumer(previous.createdMs, sample.createdMs) ||
-    // A smaller window than the history was kept with (a restart with another setting): anew.
+    // Kept with a larger window than asked for now: anew.
     history.count > windowSize
   ) {
     const neverAcked = sample.ackFloorConsumerSequence === 0 && sample.createdMs !== undefined;
     const floorSinceMs = sample.lastAckMs ?? (neverAcked ? sample.createdMs! : sample.atMs);
-    const window = [
-      sample.pending,
-      sample.ackPending,
-      sample.deliveredConsumerSequence,
-      sample.ackFloorConsumerSequence,
-    ];
+    const window: number[] = [];
+    writeSample(window, 0, sample);
     return { last: sample, count: 1, window, floorSinceMs: Math.min(floorSinceMs, sample.atMs) };
   }
   if (floorMoved(previous, sample)) {
