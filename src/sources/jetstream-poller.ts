@@ -187,9 +187,14 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
      */
     const missing = new Map<string, string[]>();
 
-    async function listPage(subject: string, offset: number): Promise<ListPage> {
+    /** One JetStream API request of this poll, counted. */
+    function send(subject: string, body: object): Promise<Msg> {
       sent++;
-      const msg = await requests.request(subject, encoder.encode(JSON.stringify({ offset })));
+      return requests.request(subject, encoder.encode(JSON.stringify(body)));
+    }
+
+    async function listPage(subject: string, offset: number): Promise<ListPage> {
+      const msg = await send(subject, { offset });
       const page = await slicer.run(() => JSON.parse(decoder.decode(msg.data)) as ListPage);
       if (page.error) {
         throw new JetStreamApiError(
@@ -242,12 +247,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
             return;
           }
           const info = await limit(async () => {
-            sent++;
-            const subject = `${apiPrefix}.STREAM.INFO.${s.name}`;
-            const msg = await requests.request(
-              subject,
-              encoder.encode(JSON.stringify({ deleted_details: true })),
-            );
+            const msg = await send(`${apiPrefix}.STREAM.INFO.${s.name}`, { deleted_details: true });
             return JSON.parse(decoder.decode(msg.data)) as {
               state?: { deleted?: number[] };
               error?: ApiErrorReply;
@@ -275,12 +275,11 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
           pending = Promise.resolve(cached);
         } else {
           pending = limit(async () => {
-            sent++;
-            const body = encoder.encode(JSON.stringify({ seq, next_by_subj: filter }));
+            const body = { seq, next_by_subj: filter };
             if (stream.allowDirect) {
               const subject = `${apiPrefix}.DIRECT.GET.${stream.name}`;
               try {
-                return directRead(subject, await requests.request(subject, body));
+                return directRead(subject, await send(subject, body));
               } catch (err) {
                 // No responders: the stream was deleted since the list; it is gone at the next poll.
                 if (err instanceof NoRespondersError) return undefined;
@@ -288,7 +287,7 @@ export function startJetStreamPoller(ctx: SourceContext): RunningPoller {
               }
             }
             const subject = `${apiPrefix}.STREAM.MSG.GET.${stream.name}`;
-            const msg = await requests.request(subject, body);
+            const msg = await send(subject, body);
             const r = JSON.parse(decoder.decode(msg.data)) as {
               message?: { seq: number; time: string };
               error?: ApiErrorReply;
