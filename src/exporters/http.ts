@@ -145,7 +145,7 @@ export function createApp(
     // into one string, encode it and hash it for an ETag on every scrape (~14 MB at 10,000 consumers).
     // gzip when asked: the part fixed until the next poll is compressed once (registry.ts).
     const gzipped = req.acceptsEncodings("gzip", "identity") === "gzip";
-    const buffers = gzipped ? await gzipBody(chunks) : identityBody(chunks);
+    const buffers = await (gzipped ? gzipBody(chunks) : identityBody(chunks));
     let length = 0;
     for (const b of buffers) length += b.length;
     res

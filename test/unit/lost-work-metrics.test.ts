@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { configWith } from "../../src/config/load.js";
 import { registerLostWorkMetrics } from "../../src/exporters/metrics/lost-work.js";
-import { MetricsRegistry } from "../../src/exporters/metrics/registry.js";
+import { identityBody, MetricsRegistry } from "../../src/exporters/metrics/registry.js";
 import { Organization } from "../../src/model/organization.js";
 import { consumerState, pollResult, streamState } from "../helpers/jetstream-fixtures.js";
 import { parseScrape } from "../helpers/metrics.js";
@@ -80,11 +80,7 @@ describe("lost-work metrics exporter", () => {
     expect(now).not.toBe(first[0]);
     // A changed total is never served late: the next scrape waits for it.
     org.jetstream.applyPoll(poll(3_000, (i) => (i === 5 ? 3 : 1)));
-    const text = Buffer.concat(
-      (await chunks()).flatMap((c) =>
-        typeof c === "string" ? [Buffer.from(c)] : "raw" in c ? [...c.raw] : [c],
-      ),
-    );
+    const text = Buffer.concat(await identityBody(await chunks()));
     expect(parseScrape(text.toString("utf8")).value(LOST, { stream: "S5", reason: "max_age" })).toBe(2);
   });
 });

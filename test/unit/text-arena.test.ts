@@ -1,7 +1,7 @@
-// The text rendered once per poll is written into arenas reused from poll to poll: a text must never
-// be overwritten while a scrape reads it, and one that outgrew its arena gets the room next time.
+// The text made for one scrape is written into arenas reused by later scrapes: a text must never be
+// overwritten while a scrape reads it, and one that outgrew its arena gets the room next time.
 import { describe, expect, it } from "vitest";
-import { ScratchArenas, TextArena, TextArenas } from "../../src/exporters/metrics/text-arena.js";
+import { ScratchArenas, TextArena } from "../../src/exporters/metrics/text-arena.js";
 
 describe("TextArena", () => {
   it("writes texts one after another into one buffer, each piece a view of it", () => {
@@ -35,44 +35,6 @@ describe("TextArena", () => {
     expect(() => arena.reset()).toThrow(/still reads it/);
     arena.release();
     expect(() => arena.reset()).not.toThrow();
-  });
-});
-
-describe("TextArenas", () => {
-  it("alternates between two arenas, never the current one", () => {
-    const arenas = new TextArenas();
-    const first = arenas.next(undefined);
-    const second = arenas.next(first);
-    expect(second).not.toBe(first);
-    expect(arenas.next(second)).toBe(first);
-    expect(arenas.next(first)).toBe(second);
-    expect(arenas.count).toBe(2);
-  });
-
-  it("leaves one a scrape holds alone: a fresh one takes its place, and two are kept", () => {
-    const arenas = new TextArenas();
-    const first = arenas.next(undefined);
-    const second = arenas.next(first);
-    first.hold();
-    const third = arenas.next(second);
-    expect(third).not.toBe(first);
-    expect(third).not.toBe(second);
-    expect(arenas.count).toBe(2);
-    // The held one is gone from the pool for good, released or not.
-    first.release();
-    expect([arenas.next(third), arenas.next(second)]).toEqual([second, third]);
-  });
-
-  it("makes the first arena as large as asked, later ones from the text before them", () => {
-    const arenas = new TextArenas();
-    const first = arenas.next(undefined, 1_000_000);
-    expect(first.capacity).toBe(1_000_000);
-    const text = "x".repeat(300_000);
-    // Both pieces fit: views of the one buffer, no Buffers of their own.
-    expect(first.write(text).buffer).toBe(first.write(text).buffer);
-    expect(first.size).toBe(600_000);
-    // The next has room for the current text and a tenth more, whatever is asked.
-    expect(arenas.next(first, 5_000_000).capacity).toBe(660_000);
   });
 });
 

@@ -1,13 +1,22 @@
 // Consumer and stream metrics (DESIGN.md §3) from the last JetStream poll. At 10,000 consumers these
 // families hold about 170,000 series, too many for prom-client gauges rebuilt on every scrape: they
-// are rendered to text once per poll (on the model's `polled` event) and the scrape only
+// are rendered once per poll (on the model's `polled` event), kept gzip-encoded, and the scrape only
 // concatenates. The oldest-unacked age changes with time, so it alone is rendered at scrape time
 // from the stored times kept per poll: exact at the moment of the scrape.
 import { CONSUMER_STATUSES, lagOf } from "../../logic/consumer-status.js";
 import type { ConsumerState, PollResult, StreamState } from "../../model/jetstream.js";
 import type { Organization } from "../../model/organization.js";
-import { Precompressed, renderInTurns, type MetricsRegistry, type TextSection } from "./registry.js";
-import { TextArena, TextArenas } from "./text-arena.js";
+import { gunzipSync } from "node:zlib";
+import {
+  Precompressed,
+  gzipAtOnce,
+  renderInTurns,
+  streamingGzip,
+  type GzipMemberWriter,
+  type MetricsRegistry,
+  type TextSection,
+} from "./registry.js";
+import { TextArena } from "./text-arena.js";
 import { createExportFilter, type ExportFilter } from "../../logic/export-filter.js";
 import { exportFilterOf } from "../../config/load.js";
 
@@ -146,21 +155,46 @@ function streamLabels(s: StreamState): string {
   return `stream="${escapeLabelValue(s.name)}",role="${escapeLabelValue(s.role)}",kind="${s.kind}"`;
 }
 
-/** The text of one poll; everything but the age is fixed until the next poll. */
+/** The text of one poll, kept only gzip-encoded; everything but the age is fixed until the next poll. */
 interface Rendered {
-  /** Every family but the age, encoded once (a chunk per family and slice), in exposition order. */
-  readonly chunks: readonly Buffer[];
-  /** The same as one string (tests). */
+  /**
+   * Every family but the age, a gzip member each, in exposition order, then the age family's HELP
+   * and TYPE and its series for consumers with nothing unacknowledged (0) as the last member.
+   */
+  readonly fixedPart: Precompressed;
+  /** Every family but the age, as text (tests). */
   readonly fixed: string;
-  /** The age family's HELP and TYPE and its series for consumers with nothing unacknowledged (0). */
-  readonly idleAges: readonly Buffer[];
+  /** The age family's HELP, TYPE and 0 series, as text (tests). */
+  readonly idleAges: string;
   /** Series prefix (`name{labels} `) and oldest unacked stored time of the other consumers. */
   readonly agePrefixes: readonly string[];
   readonly oldestMs: readonly number[];
-  /** `chunks` and `idleAges`, fixed until the next poll, gzip-encoded at most once. */
-  readonly fixedPart: Precompressed;
-  /** Where the text is written. */
-  readonly arena: TextArena;
+}
+
+/** A poll's families as written, before their encoders have all finished. */
+interface Draft<M> {
+  /** Every family but the age, in exposition order; then the idle ages' member, when exported. */
+  readonly members: readonly M[];
+  readonly withAge: boolean;
+  readonly agePrefixes: readonly string[];
+  readonly oldestMs: readonly number[];
+}
+
+function finished(draft: Draft<Buffer>): Rendered {
+  const members = draft.members;
+  const fixedMembers = draft.withAge ? members.slice(0, -1) : members;
+  const text = (ms: readonly Buffer[]) => ms.map((m) => gunzipSync(m).toString("utf8")).join("");
+  return {
+    fixedPart: Precompressed.ofGzip(members),
+    get fixed() {
+      return text(fixedMembers);
+    },
+    get idleAges() {
+      return draft.withAge ? text(members.slice(-1)) : "";
+    },
+    agePrefixes: draft.agePrefixes,
+    oldestMs: draft.oldestMs,
+  };
 }
 
 /**
@@ -170,88 +204,96 @@ interface Rendered {
  */
 const SLICE = 500;
 
-/** Renders a poll step by step: each `yield` is a point where the event loop may run. */
-function* renderSteps(
+/**
+ * Renders a poll step by step: each `yield` is a point where the event loop may run. A family's
+ * lines go to its own gzip member as each slice is done, and only the encoded bytes are kept: the
+ * text in the exposition's order (family by family) needed the whole poll's text held at once
+ * (2 × 15 MB at 10,000 consumers, the one served and the one being written), its gzip ~10 % of it.
+ */
+function* renderSteps<M>(
   poll: PollResult,
   filter: ExportFilter,
-  arena: TextArena,
-): Generator<void, Rendered, void> {
+  member: () => GzipMemberWriter<M>,
+): Generator<void, Draft<M>, void> {
   let consumers = [...poll.consumers.values()];
   if (filter.active) consumers = consumers.filter((c) => filter.consumer(c.stream, c.name));
   const consumerFamilies = CONSUMER_FAMILIES.filter((f) => filter.family(f.name));
   const withStatus = filter.family(STATUS.name);
   const withAge = filter.family(AGE.name);
-  // Each slice's lines are encoded as soon as the slice is done: the 160,000 small strings of a poll
-  // then die young instead of surviving (and being copied by every scavenge) until one final join.
-  const families = consumerFamilies.map((f) => [arena.write(header(f.name, f.help))]);
-  const status = withStatus ? [arena.write(header(STATUS.name, STATUS.help))] : [];
-  // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
-  const idleAges = withAge ? [arena.write(header(AGE.name, AGE.help))] : [];
-  const agePrefixes: string[] = [];
-  const oldestMs: number[] = [];
-  for (let start = 0; start < consumers.length; start += SLICE) {
-    const end = Math.min(consumers.length, start + SLICE);
-    const texts = consumerFamilies.map(() => "");
-    let statusText = "";
-    let idleText = "";
-    for (let i = start; i < end; i++) {
-      const c = consumers[i]!;
-      const labels = consumerLabels(c);
-      for (let f = 0; f < consumerFamilies.length; f++) {
-        const family = consumerFamilies[f]!;
-        const v = family.value(c);
-        if (v !== undefined) texts[f] += `${family.name}{${labels}} ${formatSampleValue(v)}\n`;
-      }
-      if (withStatus)
-        for (const st of CONSUMER_STATUSES) {
-          statusText += `${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`;
-        }
-      if (!withAge) continue;
-      if (c.oldestUnackedMs === undefined) idleText += `${AGE.name}{${labels}} 0\n`;
-      else {
-        agePrefixes.push(`${AGE.name}{${labels}} `);
-        oldestMs.push(c.oldestUnackedMs);
-      }
-    }
-    for (let f = 0; f < texts.length; f++) families[f]!.push(arena.write(texts[f]!));
-    if (withStatus) status.push(arena.write(statusText));
-    if (withAge) idleAges.push(arena.write(idleText));
-    yield;
-  }
-  let streams = [...poll.streams.values()];
-  if (filter.active) streams = streams.filter((st) => filter.stream(st.name));
-  const streamLabelText = streams.map(streamLabels);
-  const streamFamilies = STREAM_FAMILIES.filter((f) => filter.family(f.name)).map((family) => {
-    let text = header(family.name, family.help);
-    for (let i = 0; i < streams.length; i++) {
-      const v = family.value(streams[i]!);
-      if (v !== undefined) text += `${family.name}{${streamLabelText[i]}} ${formatSampleValue(v)}\n`;
-    }
-    return arena.write(text);
-  });
-  const chunks = [...families.flat(), ...status, ...streamFamilies];
-  return {
-    chunks,
-    fixedPart: new Precompressed([...chunks, ...idleAges], arena),
-    arena,
-    get fixed() {
-      return Buffer.concat(chunks).toString("utf8");
-    },
-    idleAges,
-    agePrefixes,
-    oldestMs,
+  const writers: GzipMemberWriter<M>[] = [];
+  const open = (head: string) => {
+    const writer = member();
+    writer.write(head);
+    writers.push(writer);
+    return writer;
   };
+  let done = false;
+  try {
+    // Each slice's lines are handed to the encoders as soon as the slice is done: the 160,000 small
+    // strings of a poll then die young instead of surviving (and being copied by every scavenge).
+    const families = consumerFamilies.map((f) => open(header(f.name, f.help)));
+    const status = withStatus ? open(header(STATUS.name, STATUS.help)) : undefined;
+    // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
+    const idleAges = withAge ? member() : undefined;
+    idleAges?.write(header(AGE.name, AGE.help));
+    const agePrefixes: string[] = [];
+    const oldestMs: number[] = [];
+    for (let start = 0; start < consumers.length; start += SLICE) {
+      const end = Math.min(consumers.length, start + SLICE);
+      const texts = consumerFamilies.map(() => "");
+      let statusText = "";
+      let idleText = "";
+      for (let i = start; i < end; i++) {
+        const c = consumers[i]!;
+        const labels = consumerLabels(c);
+        for (let f = 0; f < consumerFamilies.length; f++) {
+          const family = consumerFamilies[f]!;
+          const v = family.value(c);
+          if (v !== undefined) texts[f] += `${family.name}{${labels}} ${formatSampleValue(v)}\n`;
+        }
+        if (status)
+          for (const st of CONSUMER_STATUSES) {
+            statusText += `${STATUS.name}{${labels},status="${st}"} ${st === c.status ? 1 : 0}\n`;
+          }
+        if (!idleAges) continue;
+        if (c.oldestUnackedMs === undefined) idleText += `${AGE.name}{${labels}} 0\n`;
+        else {
+          agePrefixes.push(`${AGE.name}{${labels}} `);
+          oldestMs.push(c.oldestUnackedMs);
+        }
+      }
+      for (let f = 0; f < texts.length; f++) families[f]!.write(texts[f]!);
+      status?.write(statusText);
+      idleAges?.write(idleText);
+      yield;
+    }
+    let streams = [...poll.streams.values()];
+    if (filter.active) streams = streams.filter((st) => filter.stream(st.name));
+    const streamLabelText = streams.map(streamLabels);
+    for (const family of STREAM_FAMILIES.filter((f) => filter.family(f.name))) {
+      let text = header(family.name, family.help);
+      for (let i = 0; i < streams.length; i++) {
+        const v = family.value(streams[i]!);
+        if (v !== undefined) text += `${family.name}{${streamLabelText[i]}} ${formatSampleValue(v)}\n`;
+      }
+      open(text);
+    }
+    // The idle ages last: the busy ones follow them at each scrape (one family, one group of lines).
+    if (idleAges) writers.push(idleAges);
+    const members = writers.map((w) => w.end());
+    done = true;
+    return { members, withAge: idleAges !== undefined, agePrefixes, oldestMs };
+  } finally {
+    if (!done) for (const w of writers) w.abandon();
+  }
 }
 
-export function renderPoll(
-  poll: PollResult,
-  filter: ExportFilter = NO_FILTER,
-  arena: TextArena = new TextArena(0),
-): Rendered {
-  const steps = renderSteps(poll, filter, arena);
+/** A poll's text at once (small organizations, tests). */
+export function renderPoll(poll: PollResult, filter: ExportFilter = NO_FILTER): Rendered {
+  const steps = renderSteps(poll, filter, gzipAtOnce);
   for (;;) {
     const step = steps.next();
-    if (step.done) return step.value;
+    if (step.done) return finished(step.value);
   }
 }
 
@@ -280,14 +322,8 @@ function writeBusyAges(rendered: Rendered, nowMs: number, arena: TextArena): Buf
 /** The age family at `nowMs`: 0 when nothing is unacknowledged. */
 export function renderAges(rendered: Rendered, nowMs: number): string {
   const busy = writeBusyAges(rendered, nowMs, new TextArena(0));
-  return Buffer.concat([...rendered.idleAges, ...busy]).toString("utf8");
+  return rendered.idleAges + Buffer.concat(busy).toString("utf8");
 }
-
-/**
- * Room for the first poll's text, per consumer: 18 series of ~80 bytes (1.4 KB a consumer in the
- * benchmark's organization), with room for longer names. A longer text overflows as before.
- */
-const FIRST_TEXT_BYTES_PER_CONSUMER = 2048;
 
 export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organization): void {
   const filter = exportFilterOf(org.config);
@@ -295,28 +331,23 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
   /** The rendering of the latest poll while it is under way: a scrape waits for it. */
   let rendering: Promise<void> | undefined;
   let latest: PollResult | undefined;
-  const arenas = new TextArenas();
   org.jetstream.on("polled", (result) => {
     latest = result;
-    // Never the text being served, nor one a scrape still reads (text-arena.ts).
-    const arena = arenas.next(rendered?.arena, result.consumers.size * FIRST_TEXT_BYTES_PER_CONSUMER);
     // Small organizations: at once (nothing to gain from slicing, and the model and text never differ).
     if (result.consumers.size <= SLICE) {
-      rendered = renderPoll(result, filter, arena);
+      rendered = renderPoll(result, filter);
       rendering = undefined;
       return;
     }
     // Scrapes meanwhile get the previous poll's text (chunks below): waiting for the new one put
-    // every scrape of the ~0.5 s it takes at 10,000 consumers past 200 ms (the p99). Both are held
-    // while the new one is built (2 × 17 MB at 10,000 consumers). The new text is served once it is
-    // gzip-encoded too: encoded on the first scrape asking for gzip (Prometheus's every scrape),
-    // that scrape waited for the 17 MB to be compressed, 100–250 ms (the p99 of gzip scrapes).
-    // A newer poll meanwhile: this one's text is dropped unfinished (its arena goes to the newer one).
-    const done = renderInTurns(renderSteps(result, filter, arena), () => latest !== result)
-      .then(async (r) => {
-        if (!r) return;
-        await r.fixedPart.gzipped;
-        if (latest === result) rendered = r;
+    // every scrape of the ~0.5 s it takes at 10,000 consumers past 200 ms (the p99). The new text is
+    // served once its encoders have finished (on the threadpool, a few milliseconds after the last
+    // slice). A newer poll meanwhile: this one's text is dropped unfinished.
+    const done = renderInTurns(renderSteps(result, filter, streamingGzip), () => latest !== result)
+      .then(async (draft) => {
+        if (!draft) return;
+        const members = await Promise.all(draft.members);
+        if (latest === result) rendered = finished({ ...draft, members });
       })
       .catch(() => undefined);
     rendering = done;
@@ -330,7 +361,7 @@ export function registerJetStreamMetrics(metrics: MetricsRegistry, org: Organiza
     chunks: async (_openMetrics, scratch) => {
       // The latest poll's text that is ready; before the first one is, the first one.
       while (!rendered && rendering) await rendering;
-      return rendered ? [rendered.fixedPart.hold(), ...writeBusyAges(rendered, Date.now(), scratch)] : [];
+      return rendered ? [rendered.fixedPart, ...writeBusyAges(rendered, Date.now(), scratch)] : [];
     },
   };
   metrics.addSection(section);

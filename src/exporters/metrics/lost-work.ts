@@ -85,8 +85,8 @@ function* lostSteps(org: Organization): Generator<void, LostText, void> {
   return {
     version,
     poll,
-    prometheus: new Precompressed([Buffer.from(headerText(false), "utf8"), ...series]),
-    openMetrics: new Precompressed([Buffer.from(headerText(true), "utf8"), ...series]),
+    prometheus: Precompressed.ofText([Buffer.from(headerText(false), "utf8"), ...series]),
+    openMetrics: Precompressed.ofText([Buffer.from(headerText(true), "utf8"), ...series]),
     sliced: series.length > 1,
   };
 }
@@ -97,7 +97,7 @@ export function renderLost(org: Organization, openMetrics: boolean): string {
   let step = steps.next();
   while (!step.done) step = steps.next();
   const text = openMetrics ? step.value.openMetrics : step.value.prometheus;
-  return Buffer.concat(text.raw).toString("utf8");
+  return Buffer.concat(text.raw ?? []).toString("utf8");
 }
 
 export function registerLostWorkMetrics(metrics: MetricsRegistry, org: Organization): void {

@@ -1,94 +1,132 @@
 // The metrics exporter: one prom-client registry per exposition format (Prometheus text and
 // OpenMetrics, which carries exemplars), plus pre-rendered text sections for the large gauge
 // families that are rebuilt once per poll instead of on every scrape.
-import { constants, createGzip } from "node:zlib";
+import { promisify } from "node:util";
+import { constants, createGzip, gunzip, gzipSync, type Gzip } from "node:zlib";
 import { Registry, openMetricsContentType, prometheusContentType } from "prom-client";
 import { ScratchArenas, type TextArena } from "./text-arena.js";
 import { backgroundTurn } from "../../turns.js";
 
 /**
- * gzip of pieces written one after the other: no joined copy of them (17 MB at 10,000 consumers).
  * zlib's fastest level: the large text is encoded anew every poll (16 MB: 22 ms at level 1, 85 ms
  * at the default 6, for 18 % more bytes; BENCHMARKS.md, 2026-12-07).
  */
-function gzipPieces(pieces: readonly Buffer[]): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const encoder = createGzip({ level: constants.Z_BEST_SPEED });
-    const out: Buffer[] = [];
+const GZIP_OPTIONS = { level: constants.Z_BEST_SPEED, chunkSize: 64 * 1024 };
+
+const gunzipped = promisify(gunzip);
+
+/** One gzip member written piece by piece; its bytes once it is ended. */
+export interface GzipMemberWriter<M> {
+  write(text: string | Buffer): void;
+  end(): M;
+  /** Dropped unfinished (a newer poll came): its encoder's memory is given back now. */
+  abandon(): void;
+}
+
+/** A member encoded as it is written, on libuv's threadpool: only the encoded bytes are kept. */
+export function streamingGzip(): GzipMemberWriter<Promise<Buffer>> {
+  const encoder: Gzip = createGzip(GZIP_OPTIONS);
+  const out: Buffer[] = [];
+  const ended = new Promise<Buffer>((resolve, reject) => {
     encoder.on("data", (b: Buffer) => out.push(b));
-    encoder.on("end", () => resolve(Buffer.concat(out)));
+    encoder.on("end", () => resolve(out.length === 1 ? out[0]! : Buffer.concat(out)));
     encoder.on("error", reject);
-    for (const piece of pieces) encoder.write(piece);
-    encoder.end();
   });
+  return {
+    write: (text) => {
+      if (text.length > 0) encoder.write(text);
+    },
+    end: () => {
+      encoder.end();
+      return ended;
+    },
+    abandon: () => encoder.destroy(),
+  };
+}
+
+/** A member encoded at once when ended (a small text: a millisecond or two on the event loop). */
+export function gzipAtOnce(): GzipMemberWriter<Buffer> {
+  const texts: (string | Buffer)[] = [];
+  return {
+    write: (text) => void texts.push(text),
+    end: () =>
+      gzipSync(
+        Buffer.concat(texts.map((t) => (typeof t === "string" ? Buffer.from(t, "utf8") : t))),
+        GZIP_OPTIONS,
+      ),
+    abandon: () => void (texts.length = 0),
+  };
+}
+
+/** gzip of pieces written one after the other: no joined copy of them. */
+function gzipPieces(pieces: readonly Buffer[]): Promise<Buffer> {
+  const member = streamingGzip();
+  for (const piece of pieces) member.write(piece);
+  return member.end();
 }
 
 /**
- * Text that stays the same until the next poll, with its gzip encoding made once (on the first
- * scrape that asks for gzip, on libuv's threadpool, not the event loop) and kept: a scrape asking
- * for gzip sends it as it is, as one member of a multi-member gzip body (RFC 1952; Prometheus, curl
- * and browsers read them), and compresses only what changes per scrape.
+ * Text that stays the same until the next poll, gzip-encoded once and kept: a scrape asking for
+ * gzip sends it as it is, as members of a multi-member gzip body (RFC 1952; Prometheus, curl and
+ * browsers read them), and compresses only what changes per scrape. Either kept as text and
+ * encoded on the first scrape asking for gzip (`ofText`), or kept only encoded (`ofGzip`: the
+ * JetStream families, 16 MB of text at 10,000 consumers for ~1.5 MB of gzip) and decoded for a
+ * scrape that does not ask for gzip (a person's curl; Prometheus always asks).
  */
 export class Precompressed {
-  private encoded: Promise<Buffer> | undefined;
-
-  /** `arena`: where `raw` is written (text-arena.ts); held while a scrape or the encoding reads it. */
-  constructor(
-    readonly raw: readonly Buffer[],
-    private readonly arena?: TextArena,
+  private constructor(
+    /** The text, when kept as text. */
+    readonly raw: readonly Buffer[] | undefined,
+    private encoded: Promise<readonly Buffer[]> | undefined,
   ) {}
 
-  get gzipped(): Promise<Buffer> {
-    if (!this.encoded) {
-      this.arena?.hold();
-      this.encoded = gzipPieces(this.raw);
-      void this.encoded.finally(() => this.arena?.release()).catch(() => undefined);
-    }
+  static ofText(pieces: readonly Buffer[]): Precompressed {
+    return new Precompressed(pieces, undefined);
+  }
+
+  static ofGzip(members: readonly Buffer[]): Precompressed {
+    return new Precompressed(undefined, Promise.resolve(members));
+  }
+
+  /** The gzip members, encoded on the first call (on libuv's threadpool, not the event loop). */
+  get gzipped(): Promise<readonly Buffer[]> {
+    this.encoded ??= gzipPieces(this.raw ?? []).then((member) => [member]);
     return this.encoded;
   }
 
-  /** A scrape reads it until `release()`: a section handing it out holds it (see MetricsRegistry.renderChunks). */
-  hold(): this {
-    this.arena?.hold();
-    return this;
+  /** The text; decoded from the members when kept only encoded (not kept decoded: it is rare). */
+  async plain(): Promise<readonly Buffer[]> {
+    if (this.raw) return this.raw;
+    return Promise.all((await this.gzipped).map((member) => gunzipped(member)));
   }
-
-  release(): void {
-    this.arena?.release();
-  }
-}
-
-/** Releases what a scrape's sections held (Precompressed.hold). */
-function releaseChunks(chunks: readonly Chunk[]): void {
-  for (const c of chunks) if (c instanceof Precompressed) c.release();
-}
-
-function asBuffers(chunk: Chunk): readonly Buffer[] {
-  if (chunk instanceof Precompressed) return chunk.raw;
-  return [typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk];
 }
 
 /** The chunks as written without compression. */
-export function identityBody(chunks: readonly Chunk[]): Buffer[] {
-  return chunks.flatMap(asBuffers);
+export async function identityBody(chunks: readonly Chunk[]): Promise<Buffer[]> {
+  const pieces = await Promise.all(
+    chunks.map((c) =>
+      c instanceof Precompressed ? c.plain() : [typeof c === "string" ? Buffer.from(c, "utf8") : c],
+    ),
+  );
+  return pieces.flat();
 }
 
-/** The chunks gzip-encoded: each precompressed chunk as its own member, the rest compressed now. */
+/** The chunks gzip-encoded: each precompressed chunk as its members, the rest compressed now. */
 export async function gzipBody(chunks: readonly Chunk[]): Promise<Buffer[]> {
-  const members: Promise<Buffer>[] = [];
+  const members: Promise<readonly Buffer[]>[] = [];
   let plain: Buffer[] = [];
   const flush = () => {
-    if (plain.length > 0) members.push(gzipPieces(plain));
+    if (plain.length > 0) members.push(gzipPieces(plain).then((member) => [member]));
     plain = [];
   };
   for (const c of chunks) {
     if (c instanceof Precompressed) {
       flush();
       members.push(c.gzipped);
-    } else plain.push(...asBuffers(c));
+    } else plain.push(typeof c === "string" ? Buffer.from(c, "utf8") : c);
   }
   flush();
-  return Promise.all(members);
+  return (await Promise.all(members)).flat();
 }
 
 /**
@@ -107,7 +145,11 @@ export async function renderInTurns<T>(
   let step = steps.next();
   while (!step.done) {
     await backgroundTurn();
-    if (stale?.()) return undefined;
+    if (stale?.()) {
+      // Its `finally` runs: what it holds (encoders) is given back.
+      steps.return(undefined as T);
+      return undefined;
+    }
     step = steps.next();
   }
   return step.value;
@@ -121,7 +163,6 @@ export interface TextSection {
    * The text as pieces, some already encoded: a scrape then writes them as they are instead of
    * building (and encoding) one large string each time. At 10,000 consumers the text is ~14 MB.
    * `openMetrics`: counters are named without `_total` in their HELP and TYPE lines there.
-   * A Precompressed chunk written in a text arena is handed out held (`hold()`); the scrape releases it.
    * `scratch`: an arena for text made for this scrape alone, held until the scrape is over.
    */
   chunks?(openMetrics: boolean, scratch: TextArena): readonly Chunk[] | Promise<readonly Chunk[]>;
@@ -164,11 +205,10 @@ export class MetricsRegistry {
     this.keep = (name) => keep(name) || keep(`${name}_total`);
   }
 
-  private filtered(section: TextSection, chunks: readonly Chunk[]): readonly Chunk[] {
+  private async filtered(section: TextSection, chunks: readonly Chunk[]): Promise<readonly Chunk[]> {
     const keep = this.keep;
     if (!keep || section.selfFiltered) return chunks;
-    const text = Buffer.concat(identityBody(chunks)).toString("utf8");
-    releaseChunks(chunks);
+    const text = Buffer.concat(await identityBody(chunks)).toString("utf8");
     return [
       text
         .split("\n")
@@ -194,7 +234,7 @@ export class MetricsRegistry {
   async render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
     const { contentType, chunks, release } = await this.renderChunks(openMetrics);
     try {
-      return { contentType, body: Buffer.concat(identityBody(chunks)).toString("utf8") };
+      return { contentType, body: Buffer.concat(await identityBody(chunks)).toString("utf8") };
     } finally {
       release();
     }
@@ -202,7 +242,7 @@ export class MetricsRegistry {
 
   /**
    * The exposition as pieces to write in order (what the HTTP endpoint sends); `release()` once they
-   * are written (the large sections' text is reused at a later poll once no scrape holds it).
+   * are written (this scrape's own text is written in an arena the next scrape reuses).
    */
   async renderChunks(
     openMetrics: boolean,
@@ -225,10 +265,7 @@ export class MetricsRegistry {
     const chunks = rendered.chunks.map((c) => (typeof c === "string" ? scratch.write(c) : c));
     let released = false;
     const release = () => {
-      if (!released) {
-        releaseChunks(chunks);
-        this.scratch.give(scratch);
-      }
+      if (!released) this.scratch.give(scratch);
       released = true;
     };
     return { contentType: rendered.contentType, chunks, release };

@@ -1,8 +1,6 @@
-// Memory for the text rendered once per poll, reused from one poll to the next. At 10,000 consumers
-// a poll's text is ~17 MB in a few hundred Buffers; allocated anew at each poll, the old ones wait
-// for a major garbage collection to be freed (their wrappers are small; V8 does not hurry), and
-// resident memory carried 20–100 MB of earlier polls' text. Two arenas instead: the text being
-// served and the one being written, each reused once no scrape reads it any more.
+// Memory for the text made anew at each scrape, reused by the next scrape. Encoded into Buffers of
+// their own, such text waits for a major garbage collection to be freed (the wrappers are small;
+// V8 does not hurry), and resident memory carried tens of MB of earlier scrapes' text.
 
 /** utf8 takes at most 3 bytes per UTF-16 code unit (a surrogate pair: 4 bytes for 2 units). */
 const MAX_UTF8_BYTES_PER_UNIT = 3;
@@ -64,39 +62,6 @@ export class TextArena {
     const bytes = Buffer.from(text, "utf8");
     this.overflow += bytes.length;
     return bytes;
-  }
-}
-
-/**
- * The arenas of one section: the current text's and one to write the next into. A new text never
- * goes into the current one, nor into one a scrape still reads (a slow client past the next poll):
- * then a fresh arena takes that one's place, and the held one is freed once its readers are done.
- */
-export class TextArenas {
-  private readonly arenas: TextArena[] = [];
-
-  /**
-   * An arena for a new text, emptied; `current` is the one being served. `firstBytes`: room for a
-   * text when none was written yet. Without it the first poll's text overflowed into pieces of
-   * their own (17 MB at 10,000 consumers) that outlived the two arenas made after it until a major
-   * collection: the start-up peak of resident memory. Room never written costs no resident memory.
-   */
-  next(current: TextArena | undefined, firstBytes = 0): TextArena {
-    const free = this.arenas.find((a) => a !== current && !a.held);
-    if (free) {
-      free.reset();
-      return free;
-    }
-    const arena = new TextArena(current ? Math.ceil(current.size * 1.1) : firstBytes);
-    const replaced = this.arenas.findIndex((a) => a !== current);
-    if (this.arenas.length >= 2 && replaced >= 0) this.arenas.splice(replaced, 1);
-    this.arenas.push(arena);
-    return arena;
-  }
-
-  /** How many arenas are kept (tests). */
-  get count(): number {
-    return this.arenas.length;
   }
 }
 
