@@ -210,7 +210,7 @@ describe("JetStream metrics exporter", () => {
     org.jetstream.applyPoll(large);
     const scrape = await metrics.renderChunks(false);
     const fixedPart = scrape.chunks.find((c) => c instanceof Precompressed)!;
-    // Kept only encoded (16 MB of text at 10,000 consumers, ~10 % of it as gzip).
+    // Kept only encoded (15.5 MB of text at 10,000 consumers, 0.8 MB as gzip).
     expect(fixedPart.raw).toBeUndefined();
     // Already encoded: settled within microtasks, before the event loop could run the threadpool's
     // completion of an encoding started now.

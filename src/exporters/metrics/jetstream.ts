@@ -208,7 +208,7 @@ const SLICE = 500;
  * Renders a poll step by step: each `yield` is a point where the event loop may run. A family's
  * lines go to its own gzip member as each slice is done, and only the encoded bytes are kept: the
  * text in the exposition's order (family by family) needed the whole poll's text held at once
- * (2 × 15 MB at 10,000 consumers, the one served and the one being written), its gzip ~10 % of it.
+ * (2 × 15 MB at 10,000 consumers, the one served and the one being written), its gzip 5 % of it.
  */
 function* renderSteps<M>(
   poll: PollResult,
