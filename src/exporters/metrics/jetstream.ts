@@ -227,6 +227,8 @@ function* renderSteps<M>(
     writers.push(writer);
     return writer;
   };
+  /** The idle ages' member goes last (see below): abandoned with the others if the render is dropped. */
+  let idleAges: GzipMemberWriter<M> | undefined;
   let done = false;
   try {
     // Each slice's lines are handed to the encoders as soon as the slice is done: the 160,000 small
@@ -234,7 +236,7 @@ function* renderSteps<M>(
     const families = consumerFamilies.map((f) => open(header(f.name, f.help)));
     const status = withStatus ? open(header(STATUS.name, STATUS.help)) : undefined;
     // Most consumers have nothing unacknowledged: their age is 0 until the next poll, rendered once.
-    const idleAges = withAge ? member() : undefined;
+    idleAges = withAge ? member() : undefined;
     idleAges?.write(header(AGE.name, AGE.help));
     const agePrefixes: string[] = [];
     const oldestMs: number[] = [];
@@ -284,7 +286,10 @@ function* renderSteps<M>(
     done = true;
     return { members, withAge: idleAges !== undefined, agePrefixes, oldestMs };
   } finally {
-    if (!done) for (const w of writers) w.abandon();
+    if (!done) {
+      for (const w of writers) w.abandon();
+      idleAges?.abandon();
+    }
   }
 }
 
