@@ -101,6 +101,10 @@ if (mode === "orgwatch") {
     "nats-url": [arg!],
     "web.listen-address": "127.0.0.1:0",
     "poll-interval": Number(intervalArg),
+    // BENCH_HEAP_GROWTH=<percent> compares V8's growing factors (0 = V8's own); unset, the default.
+    ...(process.env["BENCH_HEAP_GROWTH"] !== undefined
+      ? { "memory.heap-growth": Number(process.env["BENCH_HEAP_GROWTH"]) }
+      : {}),
   });
   const daemon = await startDaemon(config, { log: silentLogger() });
   await daemon.started;

@@ -4,6 +4,7 @@ import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { Config } from "./config/schema.js";
 import { exportFilterOf } from "./config/load.js";
 import { createLogger, type Logger } from "./log.js";
+import { applyHeapGrowth } from "./heap-growth.js";
 import { Organization } from "./model/organization.js";
 import { startNatsLink } from "./nats/connect.js";
 import { MetricsRegistry } from "./exporters/metrics/registry.js";
@@ -51,6 +52,7 @@ export interface Daemon {
 }
 
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
+  applyHeapGrowth(config["memory.heap-growth"]);
   const log = options.log ?? createLogger(config["log.level"], config["log.format"]);
   const org = new Organization(config);
 

@@ -149,6 +149,9 @@ function validate(c: Config): void {
       "a named replica reads advisories through a consumer of its own, which a workqueue advisory stream refuses; use --advisories.retention limits",
     );
   if (c["pair.lease-ttl"] < 1000) throw new ConfigError("--pair.lease-ttl", "must be at least 1s");
+  const heapGrowth = c["memory.heap-growth"];
+  if (heapGrowth !== 0 && (heapGrowth < 10 || heapGrowth > 300))
+    throw new ConfigError("--memory.heap-growth", "must be 0 (V8's own) or between 10 and 300 percent");
   if (c.pace < 1 || c.pace > 6000) throw new ConfigError("--pace", "must be between 1 and 6000");
   try {
     exportFilterOf(c);

@@ -352,6 +352,16 @@ export const SETTINGS = [
     default: "json",
   },
 
+  // The process's memory
+  {
+    key: "memory.heap-growth",
+    type: "integer",
+    description:
+      "how far (percent) V8 lets the old generation grow past what it holds before collecting it; 0 = V8's own factor, which lets a 10,000-consumer daemon peak ~80 MB higher. Between 10 and 300, or 0",
+    default: "50",
+    commands: ["run", "demo"],
+  },
+
   // orgwatch check
   {
     key: "expected-work",

@@ -67,6 +67,11 @@ describe("loadConfig", () => {
     expect(c["log.format"]).toBe("json");
     expect(c["deadletter.route"]).toBe(true);
     expect(c["nats-user"]).toBeUndefined();
+    expect(c["memory.heap-growth"]).toBe(50);
+  });
+
+  it("takes 0 as V8's own heap growing factor", () => {
+    expect(loadConfig({ "memory.heap-growth": "0" }, {})["memory.heap-growth"]).toBe(0);
   });
 
   it("takes flags over environment over the YAML file over defaults, setting by setting", () => {
@@ -160,6 +165,14 @@ describe("configuration errors: one line naming the setting and the problem", ()
     [{ "consumer.status-window": "1" }, {}, "invalid setting --consumer.status-window:", "at least 2"],
     [{ "nats-password": "pw" }, {}, "invalid setting --nats-password:", "needs a user"],
     [{ "nats-tls-cert": "c.pem" }, {}, "invalid setting --nats-tls-cert:", "needs its key"],
+    [{ "memory.heap-growth": "5" }, {}, "invalid setting --memory.heap-growth:", "between 10 and 300"],
+    [
+      {},
+      { ORGWATCH_MEMORY_HEAP_GROWTH: "301" },
+      "invalid setting --memory.heap-growth:",
+      "between 10 and 300",
+    ],
+    [{ "memory.heap-growth": "-1" }, {}, "invalid setting --memory.heap-growth:", "between 10 and 300"],
   ])("%j %j", (flags, env, start, problem) => {
     const message = configError(() => loadConfig(flags, env));
     expect(message.startsWith(start)).toBe(true);
