@@ -399,6 +399,11 @@ function createChainStore(kv: KV, log: Logger): ChainStore {
         health.lastStateSavedMs = takenAt;
         return true;
       }
+      // Holding, not taken over yet: nothing is written until takeOver() marks the whole state.
+      // What this replica read as a follower was let go above, so a flush now would write the
+      // cursors its reads advanced without the records behind them, and a replica restoring them
+      // would never read those tasks (their spans lost: the pair test's second kill).
+      if (tasks.takingOverLease) return true;
       // Holding again: its whole state is written (takeOver), the owed records with it.
       owed.clear();
       heldAtLastFlush = true;

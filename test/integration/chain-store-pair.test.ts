@@ -9,7 +9,7 @@ import { configWith } from "../../src/config/load.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/nats/server-process.js";
 import { Organization } from "../../src/model/organization.js";
 import type { TaskRecord } from "../../src/model/tasks/index.js";
-import { openChainStore, taskKey, type ChainStore } from "../../src/sources/chain-store.js";
+import { cursorKey, openChainStore, taskKey, type ChainStore } from "../../src/sources/chain-store.js";
 import { createSourceContext } from "../../src/sources/source.js";
 import { captureLog, type CapturedLog } from "../helpers/log-capture.js";
 import { observeJoinedTask } from "../helpers/task-observations.js";
@@ -127,4 +127,29 @@ describe("the chain store of a pair's replica, cut off from NATS", () => {
       stop();
     }
   }, 45_000);
+
+  it("writes nothing between acquiring the lease and taking over: no cursor past records not written", async () => {
+    // What the pair test's second kill showed: a replica acquired the lease, and before it took over
+    // (the last holder's records read), a flush wrote the task stream's cursor that its reads as a
+    // follower had advanced, without those tasks' records (a follower's changes are let go). The
+    // replica restarted meanwhile restored that cursor and never read the tasks: their spans lost.
+    const { org, store, kv } = await replica("c", "orgwatch_chains_takeover");
+    publishAndEnd(org, ["read-as-follower-1", "read-as-follower-2"]);
+    expect(await store.flush(org)).toBe(true); // a follower: let go
+    org.lease.acquire(Infinity);
+    org.tasks.prepareTakeOver();
+    observeJoinedTask(org.tasks, "read-while-taking-over", 3, Date.now());
+    await store.flush(org);
+    expect(await kv.get(cursorKey("AGENT_CTO_TASKS"))).toBeNull();
+    expect(await stored(kv, "read-as-follower-1")).toBeUndefined();
+
+    org.tasks.takeOver([]);
+    expect(await store.flush(org)).toBe(true);
+    expect((await kv.get(cursorKey("AGENT_CTO_TASKS")))?.json()).toEqual({
+      stream: "AGENT_CTO_TASKS",
+      seq: 3,
+    });
+    for (const id of ["read-as-follower-1", "read-as-follower-2", "read-while-taking-over"])
+      expect((await stored(kv, id))?.record.taskId).toBe(id);
+  }, 30_000);
 });

@@ -295,6 +295,11 @@ export class TasksModel extends EventEmitter<TaskEvents> implements TaskIndex {
     this.resumeExports();
   }
 
+  /** Between prepareTakeOver() and takeOver() (or abandonTakeOver()). */
+  get takingOverLease(): boolean {
+    return this.takingOver;
+  }
+
   /** This replica acquired the lease: exports wait until takeOver() has the last holder's records. */
   prepareTakeOver(): void {
     this.takingOver = true;
